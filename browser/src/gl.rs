@@ -1,0 +1,116 @@
+//! The browser window: a winit window with an OpenGL context (glutin) that egui_glow paints into.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use egui_glow::glow;
+use glutin::context::{
+    ContextApi, ContextAttributesBuilder, NotCurrentGlContext, PossiblyCurrentContext,
+};
+use glutin::display::{GetGlDisplay, GlDisplay};
+use glutin::surface::{GlSurface, Surface, SurfaceAttributesBuilder, SwapInterval, WindowSurface};
+use raw_window_handle::{HasWindowHandle, RawWindowHandle};
+use winit::event_loop::ActiveEventLoop;
+use winit::window::{Window, WindowAttributes};
+
+/// A window and the GL context current on it.
+pub struct GlWindow {
+    pub window: Window,
+    context: PossiblyCurrentContext,
+    surface: Surface<WindowSurface>,
+    pub gl: Arc<glow::Context>,
+}
+
+impl GlWindow {
+    /// Creates the window (hidden until the first frame is painted) and its GL context.
+    pub fn new(event_loop: &ActiveEventLoop, attributes: WindowAttributes) -> Result<Self, String> {
+        let template = glutin::config::ConfigTemplateBuilder::new()
+            .prefer_hardware_accelerated(None)
+            .with_depth_size(0)
+            .with_stencil_size(0)
+            .with_transparency(false);
+        let (window, config) = glutin_winit::DisplayBuilder::new()
+            .with_preference(glutin_winit::ApiPreference::FallbackEgl)
+            .with_window_attributes(Some(attributes.clone()))
+            .build(event_loop, template, |mut configs| {
+                configs
+                    .next()
+                    .expect("glutin offers at least one configuration")
+            })
+            .map_err(|e| format!("no usable OpenGL configuration: {e}"))?;
+        let display = config.display();
+        let window = match window {
+            Some(w) => w,
+            None => glutin_winit::finalize_window(event_loop, attributes, &config)
+                .map_err(|e| format!("cannot create the window: {e}"))?,
+        };
+        let raw = window.window_handle().map_err(|e| e.to_string())?.as_raw();
+        let not_current = unsafe {
+            // SAFETY: `raw` is the live window created above.
+            display
+                .create_context(&config, &ContextAttributesBuilder::new().build(Some(raw)))
+                .or_else(|_| {
+                    display.create_context(
+                        &config,
+                        &ContextAttributesBuilder::new()
+                            .with_context_api(ContextApi::Gles(None))
+                            .build(Some(raw)),
+                    )
+                })
+                .map_err(|e| format!("cannot create an OpenGL context: {e}"))?
+        };
+        let (w, h): (u32, u32) = window.inner_size().into();
+        let attrs = SurfaceAttributesBuilder::<WindowSurface>::new().build(
+            raw,
+            NonZeroU32::new(w).unwrap_or(NonZeroU32::MIN),
+            NonZeroU32::new(h).unwrap_or(NonZeroU32::MIN),
+        );
+        // SAFETY: the surface is created for the live window above.
+        let surface = unsafe { display.create_window_surface(&config, &attrs) }
+            .map_err(|e| format!("cannot create the window surface: {e}"))?;
+        let context = not_current
+            .make_current(&surface)
+            .map_err(|e| format!("cannot use the GL context: {e}"))?;
+        // Never wait for vertical blank on the UI thread; Xvfb has none anyway.
+        let _ = surface.set_swap_interval(&context, SwapInterval::DontWait);
+        // SAFETY: the context is current on this thread for the window's lifetime.
+        let gl = unsafe {
+            glow::Context::from_loader_function(|s| {
+                let s = std::ffi::CString::new(s).expect("GL symbol names have no NUL");
+                display.get_proc_address(&s)
+            })
+        };
+        Ok(Self {
+            window,
+            context,
+            surface,
+            gl: Arc::new(gl),
+        })
+    }
+
+    /// The X11 window id, which renderers embed their views into.
+    pub fn x11_window(&self) -> Option<u64> {
+        x11_window_id(&self.window)
+    }
+
+    pub fn resize(&self, width: u32, height: u32) {
+        if let (Some(w), Some(h)) = (NonZeroU32::new(width), NonZeroU32::new(height)) {
+            self.surface.resize(&self.context, w, h);
+        }
+    }
+
+    pub fn swap_buffers(&self) {
+        if let Err(e) = self.surface.swap_buffers(&self.context) {
+            log::warn!("swap_buffers failed: {e}");
+        }
+    }
+}
+
+/// The X11 id of a winit window; `None` off X11.
+pub fn x11_window_id(window: &Window) -> Option<u64> {
+    match window.window_handle().ok()?.as_raw() {
+        RawWindowHandle::Xlib(h) => Some(h.window),
+        RawWindowHandle::Xcb(h) => Some(u64::from(h.window.get())),
+        _ => None,
+    }
+}

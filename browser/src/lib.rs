@@ -1,0 +1,9 @@
+//! Warren's trusted browser process: the modules with no UI, tested directly; `main.rs` holds the window.
+
+pub mod control;
+pub mod ctl;
+pub mod host;
+pub mod profile;
+pub mod tabs;
+pub mod url_input;
+pub mod validate;
