@@ -95,7 +95,9 @@ mod tests {
     fn sample() -> UpFrame {
         UpFrame {
             tab_id: TabId(7),
-            msg: RendererToBrowser::TitleChanged { title: "Grüße, 世界".into() },
+            msg: RendererToBrowser::TitleChanged {
+                title: "Grüße, 世界".into(),
+            },
         }
     }
 
@@ -104,7 +106,11 @@ mod tests {
         let bytes = encode(&sample()).unwrap();
         let mut d = FrameDecoder::new();
         for (i, b) in bytes.iter().enumerate() {
-            assert_eq!(d.next_frame().unwrap(), None, "frame complete too early at byte {i}");
+            assert_eq!(
+                d.next_frame().unwrap(),
+                None,
+                "frame complete too early at byte {i}"
+            );
             d.push(&[*b]);
         }
         assert_eq!(d.next_frame().unwrap(), Some(sample()));
@@ -115,7 +121,10 @@ mod tests {
     #[test]
     fn several_frames_in_one_read() {
         let mut bytes = encode(&sample()).unwrap();
-        let second = UpFrame { tab_id: TabId(7), msg: RendererToBrowser::Pong { seq: 3 } };
+        let second = UpFrame {
+            tab_id: TabId(7),
+            msg: RendererToBrowser::Pong { seq: 3 },
+        };
         bytes.extend(encode(&second).unwrap());
         let mut d = FrameDecoder::new();
         d.push(&bytes);
@@ -157,7 +166,10 @@ mod tests {
         // Variant TitleChanged with a varint string length of ~4 GiB and no bytes behind it.
         let mut payload = vec![7u8, 3];
         payload.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
-        assert!(matches!(decode_payload(&payload), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_payload(&payload),
+            Err(FrameError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -48,6 +48,18 @@ pub const MAX_SERVER_NAME_LEN: usize = 4096;
 /// project's `resources/`.
 pub const INTERNAL_SCHEME: &str = "warren";
 
+/// The URL schemes a tab may show. The renderer refuses navigations to any other scheme, and the
+/// browser ends a renderer that reports one.
+pub const SHOWABLE_SCHEMES: &[&str] = &[
+    "http",
+    "https",
+    "file",
+    "data",
+    "about",
+    "blob",
+    INTERNAL_SCHEME,
+];
+
 /// The new-tab page.
 pub const NEW_TAB_URL: &str = "warren://newtab/";
 
@@ -143,12 +155,18 @@ pub enum RendererToBrowser {
     /// Loading started (true) or finished (false).
     Loading(bool),
     /// Whether the tab can go back and forward in its history.
-    HistoryChanged { can_go_back: bool, can_go_forward: bool },
+    HistoryChanged {
+        can_go_back: bool,
+        can_go_forward: bool,
+    },
     /// The page asked for a new window (`window.open`, `target=_blank`): the browser decides
     /// whether it becomes a new tab.
     OpenTab { url: String },
     /// The result of [`BrowserToRenderer::Eval`]: the expression's value as JSON text, or an error.
-    EvalResult { request: u64, result: Result<String, String> },
+    EvalResult {
+        request: u64,
+        result: Result<String, String>,
+    },
     /// Answer to [`BrowserToRenderer::Ping`].
     Pong { seq: u64 },
     /// WebKit's web process for this tab ended abnormally; the renderer is about to exit.

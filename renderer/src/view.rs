@@ -1,0 +1,391 @@
+//! The tab's web view: built with wry as a child of the browser's X window, its WebKit signals mapped to up messages, and the browser's commands applied to it.
+
+use std::ffi::c_ulong;
+use std::rc::Rc;
+
+use gtk::prelude::*;
+use javascriptcore::{ContextExt, ExceptionExt, ValueExt};
+use raw_window_handle::{
+    HandleError, HasWindowHandle, RawWindowHandle, WindowHandle, XlibWindowHandle,
+};
+use webkit2gtk::{
+    CookieManagerExt, CookiePersistentStorage, LoadEvent, WebProcessTerminationReason, WebViewExt,
+    WebsiteDataManagerExt,
+};
+use wry::dpi::{PhysicalPosition, PhysicalSize};
+use wry::{NewWindowResponse, Rect, WebContext, WebViewBuilder, WebViewExtUnix};
+use x11_dl::xlib;
+
+use warren_ipc::{
+    Bounds, BrowserToRenderer, Launch, RendererToBrowser, INTERNAL_SCHEME, MAX_EVAL_RESULT_LEN,
+    SHOWABLE_SCHEMES,
+};
+
+use crate::focus::XFocus;
+use crate::up::{truncate_on_char_boundary, Up};
+use crate::{protocol, request_exit, ExitReason};
+
+/// The longest script error message passed on to the browser, in bytes.
+const MAX_EVAL_ERROR_LEN: usize = 4096;
+
+/// Why the web view could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("the default GDK display is not an X11 display; start the renderer with GDK_BACKEND=x11 and DISPLAY set")]
+    NotX11,
+    #[error("cannot load libX11 (install libx11-6): {0}")]
+    Xlib(#[from] x11_dl::error::OpenError),
+    #[error(
+        "the browser window {0:#x} does not exist on this X display (is DISPLAY the browser's?)"
+    )]
+    NoParentWindow(u64),
+    #[error("cannot create the web view: {0}")]
+    Wry(#[from] wry::Error),
+    #[error(transparent)]
+    Focus(#[from] crate::focus::FocusError),
+}
+
+/// The browser's X window, as a window handle wry can embed into.
+struct ParentWindow(c_ulong);
+
+impl HasWindowHandle for ParentWindow {
+    fn window_handle(&self) -> Result<WindowHandle<'_>, HandleError> {
+        let raw = RawWindowHandle::Xlib(XlibWindowHandle::new(self.0));
+        // SAFETY: the handle carries only an X window id (checked to exist before building), no
+        // borrowed memory, so any lifetime is sound.
+        Ok(unsafe { WindowHandle::borrow_raw(raw) })
+    }
+}
+
+/// Wry's bounds from the browser's, in physical pixels (wry would scale logical ones by DPI).
+fn wry_rect(bounds: Bounds) -> Rect {
+    Rect {
+        position: PhysicalPosition::new(bounds.x, bounds.y).into(),
+        size: PhysicalSize::new(bounds.width.max(1), bounds.height.max(1)).into(),
+    }
+}
+
+/// Whether the browser's window exists; checked before wry creates a child of it, as a missing parent
+/// would otherwise end the process in GDK's X error handler with a less helpful message.
+fn parent_window_exists(parent: c_ulong) -> Result<bool, ViewError> {
+    let display = gdk::Display::default().ok_or(ViewError::NotX11)?;
+    let x11_display = display
+        .downcast::<gdkx11::X11Display>()
+        .map_err(|_| ViewError::NotX11)?;
+    let xlib = xlib::Xlib::open()?;
+    // SAFETY: the display pointer belongs to GDK's open connection; `attrs` is plain data that
+    // XGetWindowAttributes fills in. X errors are trapped.
+    let ok = unsafe {
+        use glib::translate::ToGlibPtr;
+        let xdisplay = gdkx11::ffi::gdk_x11_display_get_xdisplay(x11_display.to_glib_none().0)
+            as *mut xlib::Display;
+        let mut attrs: xlib::XWindowAttributes = std::mem::zeroed();
+        x11_display.error_trap_push();
+        let status = (xlib.XGetWindowAttributes)(xdisplay, parent, &mut attrs);
+        let error = x11_display.error_trap_pop();
+        status != 0 && error == 0
+    };
+    Ok(ok)
+}
+
+/// The script result the browser gets: the value as JSON text, or the error message.
+fn eval_result(result: Result<javascriptcore::Value, glib::Error>) -> Result<String, String> {
+    let value = result
+        .map_err(|e| truncate_on_char_boundary(e.message(), MAX_EVAL_ERROR_LEN).to_owned())?;
+    let json = if value.is_undefined() {
+        "null".to_owned()
+    } else {
+        match value.to_json(0) {
+            Some(json) => json.to_string(),
+            None => {
+                // JSON.stringify gives undefined for functions and symbols (null is the closest
+                // JSON), and throws for cycles and BigInts (an error).
+                if let Some(exception) = value.context().and_then(|c| c.exception()) {
+                    let message = exception
+                        .message()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default();
+                    return Err(truncate_on_char_boundary(&message, MAX_EVAL_ERROR_LEN).to_owned());
+                }
+                "null".to_owned()
+            }
+        }
+    };
+    if json.len() > MAX_EVAL_RESULT_LEN {
+        return Err(format!(
+            "result too large: {} bytes of JSON, limit {MAX_EVAL_RESULT_LEN}",
+            json.len()
+        ));
+    }
+    Ok(json)
+}
+
+/// Human-readable reason for a web process's end.
+fn termination_reason(reason: WebProcessTerminationReason) -> String {
+    match reason {
+        WebProcessTerminationReason::Crashed => "the web process crashed".to_owned(),
+        WebProcessTerminationReason::ExceededMemoryLimit => {
+            "the web process exceeded its memory limit".to_owned()
+        }
+        WebProcessTerminationReason::TerminatedByApi => "the web process was terminated".to_owned(),
+        other => format!("the web process ended ({other:?})"),
+    }
+}
+
+/// One tab's web view and what it needs to live.
+pub struct Tab {
+    up: Rc<Up>,
+    focus: Rc<XFocus>,
+    /// The webkit2gtk view inside `webview`, for what wry lacks.
+    view: webkit2gtk::WebView,
+    /// Owns the child X window and the GTK window around the view.
+    webview: wry::WebView,
+    /// Must outlive the view.
+    _context: WebContext,
+}
+
+impl Tab {
+    /// Builds the web view inside the browser's window, connects its signals, reports `Ready`
+    /// and starts loading the launch URL.
+    pub fn build(launch: &Launch, up: Rc<Up>) -> Result<Rc<Self>, ViewError> {
+        let parent = c_ulong::try_from(launch.parent_window)
+            .map_err(|_| ViewError::NoParentWindow(launch.parent_window))?;
+        if !parent_window_exists(parent)? {
+            return Err(ViewError::NoParentWindow(launch.parent_window));
+        }
+        let focus = Rc::new(XFocus::open()?);
+
+        let mut context = WebContext::new(Some(launch.website_data_dir.clone()));
+        let opener_up = Rc::clone(&up);
+        let webview = WebViewBuilder::new_with_web_context(&mut context)
+            .with_bounds(wry_rect(launch.bounds))
+            .with_visible(launch.visible)
+            .with_focused(false)
+            .with_custom_protocol(INTERNAL_SCHEME.to_owned(), |_id, request| {
+                protocol::handle(&request)
+            })
+            .with_navigation_handler(|url| {
+                // Refused here, a page cannot take its tab to a scheme the browser does not
+                // show (the browser would end the renderer for reporting it).
+                let allowed = url
+                    .split_once(':')
+                    .is_some_and(|(scheme, _)| SHOWABLE_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()));
+                if !allowed {
+                    log::info!(target: "renderer", "refused navigation to {}", truncate_on_char_boundary(&url, 200));
+                }
+                allowed
+            })
+            .with_new_window_req_handler(move |url, _features| {
+                // Allow would open a GTK window of our own (and panics in this embedding): the
+                // browser decides whether the request becomes a tab.
+                opener_up.open_tab(&url);
+                NewWindowResponse::Deny
+            })
+            .build_as_child(&ParentWindow(parent))?;
+        let view = webview.webview();
+        if !launch.visible {
+            // wry 0.57 maps the GTK window (and with it the child X window) while building and
+            // hides only the inner widget: the child window would stay mapped, an opaque black
+            // rectangle over the active tab. Now that the view exists, hiding unmaps it.
+            webview.set_visible(false)?;
+        }
+
+        // wry keeps cookies in a text file inside the data directory; Warren keeps them in the
+        // profile's SQLite database, which every renderer of the profile opens, so a cookie set
+        // in one tab is seen by tabs opened later.
+        match view.website_data_manager().and_then(|m| m.cookie_manager()) {
+            Some(cookies) => cookies.set_persistent_storage(
+                &launch.cookie_file.to_string_lossy(),
+                CookiePersistentStorage::Sqlite,
+            ),
+            None => {
+                log::warn!(target: "renderer", "no cookie manager: cookies will not be shared with other tabs")
+            }
+        }
+
+        focus.prepare(&view);
+        let tab = Rc::new(Self {
+            up,
+            focus,
+            view,
+            webview,
+            _context: context,
+        });
+        tab.connect_signals();
+        tab.up.send(RendererToBrowser::Ready);
+        tab.report_history();
+        tab.view.load_uri(&launch.url);
+        Ok(tab)
+    }
+
+    fn report_history(&self) {
+        self.up
+            .history(self.view.can_go_back(), self.view.can_go_forward());
+    }
+
+    fn connect_signals(self: &Rc<Self>) {
+        let up = Rc::clone(&self.up);
+        self.view.connect_uri_notify(move |view| {
+            if let Some(uri) = view.uri() {
+                up.url_changed(&uri);
+            }
+            up.history(view.can_go_back(), view.can_go_forward());
+        });
+
+        let up = Rc::clone(&self.up);
+        self.view.connect_title_notify(move |view| {
+            up.title_changed(view.title().as_deref().unwrap_or_default());
+        });
+
+        let up = Rc::clone(&self.up);
+        self.view.connect_load_changed(move |view, event| {
+            match event {
+                LoadEvent::Started => up.loading(true),
+                LoadEvent::Finished => up.loading(false),
+                _ => {}
+            }
+            up.history(view.can_go_back(), view.can_go_forward());
+        });
+
+        let up = Rc::clone(&self.up);
+        self.view.connect_is_loading_notify(move |view| {
+            // load-changed Finished follows every failure too; this catches any path where
+            // WebKit stops loading without it.
+            if !view.is_loading() {
+                up.loading(false);
+            }
+        });
+
+        self.view.connect_load_failed(|_view, _event, uri, error| {
+            log::info!(target: "renderer", "load of {} failed: {error}", truncate_on_char_boundary(uri, 200));
+            // Let WebKit show its error page.
+            false
+        });
+
+        if let Some(list) = self.view.back_forward_list() {
+            let weak = self.view.downgrade();
+            let up = Rc::clone(&self.up);
+            list.connect_local("changed", false, move |_| {
+                if let Some(view) = weak.upgrade() {
+                    up.history(view.can_go_back(), view.can_go_forward());
+                }
+                None
+            });
+        }
+
+        let up = Rc::clone(&self.up);
+        self.view
+            .connect_web_process_terminated(move |_view, reason| {
+                if crate::exiting() {
+                    return;
+                }
+                let reason = termination_reason(reason);
+                log::error!(target: "renderer", "{reason}");
+                up.send(RendererToBrowser::WebProcessCrashed {
+                    reason: reason.clone(),
+                });
+                request_exit(ExitReason::WebProcessCrashed(reason));
+            });
+
+        let focus = Rc::clone(&self.focus);
+        self.view.connect_button_press_event(move |view, _event| {
+            focus.focus(view);
+            glib::Propagation::Proceed
+        });
+    }
+
+    /// Applies one message from the browser.
+    pub fn handle(self: &Rc<Self>, msg: BrowserToRenderer) {
+        match msg {
+            BrowserToRenderer::Navigate { url } => self.view.load_uri(&url),
+            BrowserToRenderer::Reload => self.view.reload(),
+            BrowserToRenderer::Stop => self.view.stop_loading(),
+            BrowserToRenderer::GoBack => self.view.go_back(),
+            BrowserToRenderer::GoForward => self.view.go_forward(),
+            BrowserToRenderer::SetBounds(bounds) => {
+                if let Err(e) = self.webview.set_bounds(wry_rect(bounds)) {
+                    log::warn!(target: "renderer", "cannot move the web view to {bounds:?}: {e}");
+                }
+            }
+            BrowserToRenderer::SetVisible(visible) => {
+                if let Err(e) = self.webview.set_visible(visible) {
+                    log::warn!(target: "renderer", "cannot {} the web view: {e}", if visible { "show" } else { "hide" });
+                }
+            }
+            BrowserToRenderer::Focus => self.focus.focus(&self.view),
+            BrowserToRenderer::Eval { request, js } => self.eval(request, &js),
+            BrowserToRenderer::Ping { seq } => self.up.send(RendererToBrowser::Pong { seq }),
+            BrowserToRenderer::Shutdown => request_exit(ExitReason::Shutdown),
+        }
+    }
+
+    fn eval(&self, request: u64, js: &str) {
+        let up = Rc::clone(&self.up);
+        self.view.evaluate_javascript(
+            js,
+            None,
+            None,
+            None::<&gtk::gio::Cancellable>,
+            move |result| {
+                up.send(RendererToBrowser::EvalResult {
+                    request,
+                    result: eval_result(result),
+                });
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval_in_jsc(code: &str) -> Result<String, String> {
+        let context = javascriptcore::Context::new();
+        let value = context.evaluate(code).expect("JSC returns a value");
+        eval_result(Ok(value))
+    }
+
+    #[test]
+    fn values_become_json() {
+        assert_eq!(eval_in_jsc("undefined"), Ok("null".to_owned()));
+        assert_eq!(eval_in_jsc("null"), Ok("null".to_owned()));
+        assert_eq!(
+            eval_in_jsc("({a: [1, 'x', true]})"),
+            Ok(r#"{"a":[1,"x",true]}"#.to_owned())
+        );
+        assert_eq!(eval_in_jsc("'Grüße'"), Ok("\"Grüße\"".to_owned()));
+        assert_eq!(eval_in_jsc("(function () {})"), Ok("null".to_owned()));
+    }
+
+    #[test]
+    fn unserializable_and_oversized_values_are_errors() {
+        let cyclic = eval_in_jsc("(() => { const a = {}; a.a = a; return a; })()");
+        assert!(
+            matches!(&cyclic, Err(m) if m.contains("cyclic")),
+            "{cyclic:?}"
+        );
+        let big = eval_in_jsc(&format!("'x'.repeat({})", MAX_EVAL_RESULT_LEN));
+        assert!(
+            matches!(&big, Err(m) if m.starts_with("result too large")),
+            "{:?}",
+            big.map(|s| s.len())
+        );
+        let fits = eval_in_jsc(&format!("'x'.repeat({})", MAX_EVAL_RESULT_LEN - 2));
+        assert_eq!(fits.map(|s| s.len()), Ok(MAX_EVAL_RESULT_LEN));
+    }
+
+    #[test]
+    fn script_errors_are_passed_on_and_capped() {
+        let error = glib::Error::new(
+            webkit2gtk::JavascriptError::ScriptFailed,
+            &"e".repeat(10_000),
+        );
+        let result = eval_result(Err(error));
+        assert!(
+            matches!(&result, Err(m) if m.len() == MAX_EVAL_ERROR_LEN),
+            "{:?}",
+            result.map_err(|m| m.len())
+        );
+    }
+}
