@@ -17,6 +17,7 @@ use nix::sys::wait::WaitStatus;
 use serde_json::{json, Value};
 use warren_browser::control::{self, Command, ControlServer, Reply};
 use warren_browser::host::{self, HostEvent, LaunchParams, PingTracker, RendererHost, Waker};
+use warren_browser::procs;
 use warren_browser::profile::{self, Acquired, Profile};
 use warren_browser::tabs::TabStrip;
 use warren_browser::{url_input, validate};
@@ -29,6 +30,7 @@ use winit::window::{Window, WindowId};
 use crate::chrome::{self, Action, ChromeState};
 use crate::gl::GlWindow;
 use crate::keys::{self, Shortcut};
+use crate::taskman::{self, RowKey, TaskAction, TaskRow, TaskView};
 use crate::Options;
 
 /// Events a renderer may deliver per wake before the loop yields to the window.
@@ -44,8 +46,10 @@ const TICK: Duration = Duration::from_secs(1);
 pub enum UserEvent {
     /// Some channel has input.
     Wake,
-    /// egui asked to be repainted after this delay.
+    /// The chrome's egui asked to be repainted after this delay.
     Repaint(Duration),
+    /// The Task Manager's egui asked to be repainted.
+    RepaintTaskManager,
 }
 
 /// Inputs from the browser's helper threads.
@@ -107,6 +111,14 @@ fn create_focus_proxy(event_loop: &ActiveEventLoop, parent: &Window) -> Option<(
     Some((proxy, xid))
 }
 
+/// The Task Manager's own top-level window.
+struct TaskManagerWindow {
+    window: GlWindow,
+    egui: egui_glow::EguiGlow,
+    x11_window: u64,
+    view: TaskView,
+}
+
 struct App {
     options: Options,
     profile: Profile,
@@ -125,6 +137,9 @@ struct App {
     /// Pids of renderers that disconnected, until the reaper says how they ended.
     awaiting_reap: HashMap<u32, TabId>,
     chrome: ChromeState,
+    task_manager: Option<TaskManagerWindow>,
+    /// Measures the process tree for the Task Manager and `task_manager`; made on first use.
+    monitor: Option<procs::Monitor>,
     content: Bounds,
     next_eval: u64,
     repaint_at: Option<Instant>,
@@ -255,6 +270,8 @@ pub fn run(options: Options) -> Result<(), String> {
         dying: Vec::new(),
         awaiting_reap: HashMap::new(),
         chrome: ChromeState::default(),
+        task_manager: None,
+        monitor: None,
         content: Bounds::default(),
         next_eval: 1,
         repaint_at: None,
@@ -364,6 +381,14 @@ impl ApplicationHandler<UserEvent> for App {
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, id: WindowId, event: WindowEvent) {
+        if self
+            .task_manager
+            .as_ref()
+            .is_some_and(|tm| tm.window.window.id() == id)
+        {
+            self.task_manager_event(event);
+            return;
+        }
         let Some(gui) = self.gui.as_mut() else { return };
         if gui.focus_proxy.as_ref().is_some_and(|p| p.id() == id) {
             // The proxy only relays the keyboard to the chrome.
@@ -386,7 +411,7 @@ impl ApplicationHandler<UserEvent> for App {
                 return;
             }
             WindowEvent::RedrawRequested => {
-                self.redraw();
+                self.redraw(event_loop);
                 return;
             }
             WindowEvent::Resized(size) => {
@@ -420,6 +445,11 @@ impl ApplicationHandler<UserEvent> for App {
             UserEvent::Wake => {
                 self.wake_pending.store(false, Ordering::Release);
                 self.drain_inputs(event_loop);
+            }
+            UserEvent::RepaintTaskManager => {
+                if let Some(tm) = &self.task_manager {
+                    tm.window.window.request_redraw();
+                }
             }
             UserEvent::Repaint(delay) => {
                 let at = Instant::now() + delay;
@@ -457,7 +487,9 @@ impl ApplicationHandler<UserEvent> for App {
     }
 
     fn exiting(&mut self, _event_loop: &ActiveEventLoop) {
+        self.close_task_manager();
         if let Some(gui) = self.gui.as_mut() {
+            gui.window.make_current();
             gui.egui.destroy();
         }
     }
@@ -470,7 +502,7 @@ impl App {
         }
     }
 
-    fn redraw(&mut self) {
+    fn redraw(&mut self, event_loop: &ActiveEventLoop) {
         let Some(gui) = self.gui.as_mut() else { return };
         if !self.chrome.editing {
             let shown = self
@@ -482,6 +514,7 @@ impl App {
                 self.chrome.address = shown;
             }
         }
+        gui.window.make_current();
         let mut actions = Vec::new();
         let tabs = &self.tabs;
         let chrome_state = &mut self.chrome;
@@ -504,7 +537,7 @@ impl App {
         gui.window.window.set_title(&title);
         self.update_content_bounds(Some(pixels_per_point));
         for action in actions {
-            self.handle_action(action);
+            self.handle_action(action, event_loop);
         }
     }
 
@@ -542,8 +575,13 @@ impl App {
             if let Some(prev) = previous {
                 self.send(prev, BrowserToRenderer::SetVisible(false));
             }
+            self.chrome.address_error = None;
             if self.tabs.get(id).is_some_and(|t| t.url == NEW_TAB_URL) {
                 self.focus_address_bar();
+            } else {
+                // The page gets the keyboard once its renderer is ready (see `Ready`).
+                self.chrome.editing = false;
+                self.chrome.blur_address = true;
             }
         }
         self.start_renderer(id);
@@ -880,11 +918,248 @@ impl App {
                 self.send(id, ping);
             }
         }
+        self.refresh_task_manager(false);
         let (due, waiting): (Vec<Dying>, Vec<Dying>) = std::mem::take(&mut self.dying)
             .into_iter()
             .partition(|d| now >= d.deadline);
         self.dying = waiting;
         drop(due);
+    }
+
+    // ----- task manager -----
+
+    /// Opens the Task Manager window, or raises it if it is open.
+    fn open_task_manager(&mut self, event_loop: &ActiveEventLoop) {
+        if let Some(tm) = &self.task_manager {
+            if let Some(focus) = &self.focus {
+                focus.focus_window(tm.x11_window);
+            }
+            tm.window.window.focus_window();
+            return;
+        }
+        let attributes = Window::default_attributes()
+            .with_title("Task Manager")
+            .with_inner_size(winit::dpi::LogicalSize::new(760.0, 460.0))
+            .with_position(winit::dpi::PhysicalPosition::new(120, 120));
+        let window = match GlWindow::new(event_loop, attributes) {
+            Ok(w) => w,
+            Err(e) => {
+                log::error!("cannot open the Task Manager: {e}");
+                return;
+            }
+        };
+        let Some(x11_window) = window.x11_window() else {
+            return;
+        };
+        let egui = egui_glow::EguiGlow::new(event_loop, window.gl.clone(), None, None, true);
+        egui.egui_ctx.set_theme(egui::Theme::Light);
+        {
+            let proxy = self.proxy.clone();
+            egui.egui_ctx.set_request_repaint_callback(move |_| {
+                let _ = proxy.send_event(UserEvent::RepaintTaskManager);
+            });
+        }
+        let mut tm = TaskManagerWindow {
+            window,
+            egui,
+            x11_window,
+            view: TaskView::default(),
+        };
+        tm.view.update(self.task_rows(false), Instant::now());
+        if let Some(focus) = &self.focus {
+            focus.focus_window(x11_window);
+        }
+        tm.window.window.request_redraw();
+        self.task_manager = Some(tm);
+    }
+
+    fn close_task_manager(&mut self) {
+        if let Some(mut tm) = self.task_manager.take() {
+            tm.window.make_current();
+            tm.egui.destroy();
+        }
+        if let Some(gui) = &self.gui {
+            gui.window.make_current();
+        }
+    }
+
+    fn task_manager_event(&mut self, event: WindowEvent) {
+        let Some(tm) = self.task_manager.as_mut() else {
+            return;
+        };
+        match &event {
+            WindowEvent::CloseRequested | WindowEvent::Destroyed => {
+                self.close_task_manager();
+                return;
+            }
+            WindowEvent::RedrawRequested => {
+                self.redraw_task_manager();
+                return;
+            }
+            WindowEvent::Resized(size) => tm.window.resize(size.width, size.height),
+            WindowEvent::MouseInput {
+                state: ElementState::Pressed,
+                ..
+            } => {
+                if let Some(focus) = &self.focus {
+                    focus.focus_window(tm.x11_window);
+                }
+            }
+            _ => {}
+        }
+        if tm.egui.on_window_event(&tm.window.window, &event).repaint {
+            tm.window.window.request_redraw();
+        }
+    }
+
+    fn redraw_task_manager(&mut self) {
+        let Some(tm) = self.task_manager.as_mut() else {
+            return;
+        };
+        tm.window.make_current();
+        let now = Instant::now();
+        let mut actions = Vec::new();
+        let view = &mut tm.view;
+        tm.egui
+            .run(&tm.window.window, |ui| actions = view.draw(ui, now));
+        unsafe {
+            use egui_glow::glow::HasContext;
+            // SAFETY: the Task Manager's GL context was made current above.
+            tm.window.gl.clear_color(1.0, 1.0, 1.0, 1.0);
+            tm.window.gl.clear(egui_glow::glow::COLOR_BUFFER_BIT);
+        }
+        tm.egui.paint(&tm.window.window);
+        tm.window.swap_buffers();
+        if let Some(gui) = &self.gui {
+            gui.window.make_current();
+        }
+        for action in actions {
+            match action {
+                TaskAction::EndProcess(id) => {
+                    if self.live.contains_key(&id) {
+                        self.mark_crashed(
+                            id,
+                            "The renderer was ended from the task manager.".into(),
+                        );
+                    }
+                }
+                TaskAction::Activate(id) => {
+                    self.activate(id);
+                    if let (Some(focus), Some(gui)) = (&self.focus, &self.gui) {
+                        focus.focus_window(gui.x11_window);
+                    }
+                }
+            }
+            self.refresh_task_manager(true);
+        }
+    }
+
+    /// Measures the browser's process tree now.
+    fn snapshot(&mut self, pss: bool) -> Result<procs::Snapshot, String> {
+        let renderers: Vec<(TabId, u32)> = self
+            .live
+            .iter()
+            .map(|(id, l)| (*id, l.host.pid()))
+            .collect();
+        let monitor = match &mut self.monitor {
+            Some(monitor) => monitor,
+            None => self
+                .monitor
+                .insert(procs::Monitor::new().map_err(|e| e.to_string())?),
+        };
+        let query = procs::Query {
+            browser_pid: std::process::id(),
+            renderers: &renderers,
+            spares: &[],
+            pss,
+        };
+        monitor.refresh(&query).map_err(|e| e.to_string())
+    }
+
+    /// The Task Manager's rows: the browser, every tab in strip order (its tree summed), and any
+    /// stray process of the browser's tree.
+    fn task_rows(&mut self, pss: bool) -> Vec<TaskRow> {
+        let snapshot = match self.snapshot(pss) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                log::warn!("cannot measure processes: {e}");
+                return Vec::new();
+            }
+        };
+        let process = |row: &procs::ProcessRow| taskman::ProcessRow {
+            pid: row.pid,
+            kind: row.kind.as_str(),
+            memory_kb: row.memory_kb,
+            pss_kb: row.pss_kb,
+            cpu_percent: Some(row.cpu_percent),
+            uptime: Some(row.uptime),
+        };
+        let mut rows = Vec::new();
+        for row in snapshot.processes.iter().filter(|r| r.tab_id.is_none()) {
+            let browser = row.kind == procs::Kind::Browser;
+            rows.push(TaskRow {
+                key: if browser {
+                    RowKey::Browser
+                } else {
+                    RowKey::Other(row.pid)
+                },
+                title: if browser {
+                    "Browser".to_owned()
+                } else {
+                    row.name.clone()
+                },
+                state: if browser {
+                    String::new()
+                } else {
+                    row.kind.as_str().to_owned()
+                },
+                pid: Some(row.pid),
+                memory_kb: row.memory_kb,
+                pss_kb: row.pss_kb,
+                cpu_percent: Some(row.cpu_percent),
+                uptime: Some(row.uptime),
+                processes: vec![process(row)],
+            });
+        }
+        for tab in self.tabs.iter() {
+            let totals = snapshot.tab(tab.id);
+            rows.push(TaskRow {
+                key: RowKey::Tab(tab.id),
+                title: tab.label().to_owned(),
+                state: self
+                    .tabs
+                    .state(tab.id)
+                    .map(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                pid: totals.map(|t| t.renderer_pid),
+                memory_kb: totals.map(|t| t.sum.memory_kb),
+                pss_kb: totals.and_then(|t| t.sum.pss_kb),
+                cpu_percent: totals.map(|t| t.sum.cpu_percent),
+                uptime: totals.map(|t| t.uptime),
+                processes: snapshot.tab_rows(tab.id).map(process).collect(),
+            });
+        }
+        rows
+    }
+
+    /// Takes a new reading for the Task Manager (once a second, and after an action).
+    fn refresh_task_manager(&mut self, force: bool) {
+        let Some(paused) = self.task_manager.as_ref().map(|tm| tm.view.paused) else {
+            return;
+        };
+        if paused && !force {
+            return;
+        }
+        let with_pss = self
+            .task_manager
+            .as_ref()
+            .is_some_and(|tm| tm.view.show_pss);
+        let rows = self.task_rows(with_pss);
+        if let Some(tm) = self.task_manager.as_mut() {
+            tm.view.update(rows, Instant::now());
+            tm.window.window.request_redraw();
+        }
     }
 
     fn shortcut(&mut self, shortcut: Shortcut, event_loop: &ActiveEventLoop) {
@@ -926,11 +1201,11 @@ impl App {
                 }
             }
             Shortcut::Quit => event_loop.exit(),
-            Shortcut::TaskManager => log::info!("the task manager is not part of this version yet"),
+            Shortcut::TaskManager => self.open_task_manager(event_loop),
         }
     }
 
-    fn handle_action(&mut self, action: Action) {
+    fn handle_action(&mut self, action: Action, event_loop: &ActiveEventLoop) {
         let active = self.tabs.active();
         match action {
             Action::Activate(id) => self.activate(id),
@@ -955,6 +1230,7 @@ impl App {
                     self.reload(id);
                 }
             }
+            Action::OpenTaskManager => self.open_task_manager(event_loop),
             Action::Navigate(input) => {
                 let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
                 match url_input::fixup(&input, &cwd) {
@@ -1077,8 +1353,12 @@ impl App {
                 Ok(json!({}))
             }
             Command::Eval { .. } => unreachable!("eval is answered asynchronously"),
-            Command::TaskManager
-            | Command::Discard(_)
+            Command::TaskManager => {
+                let snapshot = self.snapshot(true)?;
+                let tabs = &self.tabs;
+                Ok(snapshot.to_json(|id| tabs.get(id).map(|t| t.label().to_owned())))
+            }
+            Command::Discard(_)
             | Command::Freeze(_)
             | Command::Unfreeze(_)
             | Command::Pin(_)

@@ -23,6 +23,7 @@ pub enum Action {
     Stop,
     /// Enter in the address bar, with the text as typed.
     Navigate(String),
+    OpenTaskManager,
 }
 
 /// Chrome state that is not part of the tab model.
@@ -167,6 +168,27 @@ fn toolbar(ui: &mut egui::Ui, tabs: &TabStrip, state: &mut ChromeState, actions:
         {
             actions.push(Action::Reload);
         }
+        // The Task Manager button sits at the right end; the address bar takes the rest.
+        let mut open_task_manager = false;
+        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+            if icon_button(ui, Icon::Tasks, true)
+                .on_hover_text("Task Manager (Shift+Esc)")
+                .clicked()
+            {
+                open_task_manager = true;
+            }
+            ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
+                address_bar(ui, state, actions)
+            });
+        });
+        if open_task_manager {
+            actions.push(Action::OpenTaskManager);
+        }
+    });
+}
+
+fn address_bar(ui: &mut egui::Ui, state: &mut ChromeState, actions: &mut Vec<Action>) {
+    {
         let error = state.address_error.clone();
         let edit = egui::TextEdit::singleline(&mut state.address)
             .id_salt("address_bar")
@@ -215,7 +237,7 @@ fn toolbar(ui: &mut egui::Ui, tabs: &TabStrip, state: &mut ChromeState, actions:
             actions.push(Action::Navigate(state.address.clone()));
         }
         state.editing = output.has_focus();
-    });
+    }
 }
 
 /// A small round warning badge with an exclamation mark.
@@ -259,6 +281,8 @@ enum Icon {
     Forward,
     Reload,
     Stop,
+    /// Bars of different heights: the Task Manager.
+    Tasks,
 }
 
 /// A toolbar button with a vector icon (egui's bundled fonts lack arrow glyphs).
@@ -312,6 +336,19 @@ fn icon_button(ui: &mut egui::Ui, icon: Icon, enabled: bool) -> egui::Response {
                 color,
                 Stroke::NONE,
             ));
+        }
+        Icon::Tasks => {
+            for (i, h) in [6.0, 11.0, 8.0].into_iter().enumerate() {
+                let x = c.x - 6.0 + i as f32 * 5.0;
+                painter.rect_filled(
+                    egui::Rect::from_min_max(
+                        egui::pos2(x, c.y + 6.0 - h),
+                        egui::pos2(x + 3.5, c.y + 6.0),
+                    ),
+                    1.0,
+                    color,
+                );
+            }
         }
         Icon::Stop => {
             painter.line_segment(

@@ -492,8 +492,9 @@ fn write_replies(shared: &Shared, stream: &UnixStream, queue: &Receiver<Queued>)
                     let reply = match rx.recv_deadline(deadline) {
                         Ok(reply) => reply,
                         Err(RecvTimeoutError::Timeout) => Err(format!(
-                            "timed out after {}: the browser did not answer {what} in time",
-                            seconds(shared.timeout)
+                            "timed out after {}: no answer to {what} in time ({})",
+                            seconds(shared.timeout),
+                            if what == "eval" { "the tab's renderer is stopped or busy" } else { "the browser is busy" }
                         )),
                         Err(RecvTimeoutError::Disconnected) => Err(format!(
                             "the browser dropped the {what} request without answering (it may be shutting down)"
@@ -1272,7 +1273,7 @@ mod tests {
         assert_eq!(first["ok"], false);
         assert_eq!(
             first["error"],
-            "timed out after 0.4 s: the browser did not answer eval in time"
+            "timed out after 0.4 s: no answer to eval in time (the tab's renderer is stopped or busy)"
         );
         // The request behind the hung one was delivered at once and is not delayed further.
         assert_eq!(c.reply(), json!({"id":2,"ok":true,"result":{"value":0}}));
@@ -1307,7 +1308,7 @@ mod tests {
         let elapsed = start.elapsed();
         assert_eq!(
             reply["error"],
-            "timed out after 10 s: the browser did not answer eval in time"
+            "timed out after 10 s: no answer to eval in time (the tab's renderer is stopped or busy)"
         );
         assert!(elapsed >= Duration::from_millis(9900), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(11), "{elapsed:?}");

@@ -6,6 +6,10 @@
 //! builds `{"id":1,"cmd":CMD, ...JSON-ARGS}`, sends it as one line, prints the reply line to
 //! stdout and exits with 0 when the reply says `"ok": true`, 1 when it is an error reply, and 2
 //! for usage errors and when the browser can't be reached or does not answer.
+//!
+//! `browser ctl --socket PATH top` sends `task_manager` and prints the processes as a `ps`-like
+//! table instead of the raw reply (an error reply's message goes to stderr), with the same exit
+//! statuses.
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
@@ -37,13 +41,16 @@ prints its reply, one JSON line: {\"id\":1,\"ok\":true,\"result\":...} or
 
   CMD        a command of the control protocol: version, tabs, new_tab, navigate,
              activate, close, reload, back, forward, eval, task_manager,
-             end_process, discard, freeze, unfreeze, pin, unpin, shutdown
+             end_process, discard, freeze, unfreeze, pin, unpin, shutdown;
+             or top: task_manager's processes as a table (PID PPID KIND TAB CPU%
+             MEM(MiB) PSS(MiB) TITLE), sorted by tab, then pid
   JSON-ARGS  a JSON object with the command's arguments, merged into the request
 
 Examples:
   browser ctl --socket /tmp/warren.sock tabs
   browser ctl --socket /tmp/warren.sock new_tab '{\"url\":\"https://example.org\"}'
   browser ctl --socket /tmp/warren.sock eval '{\"tab_id\":1,\"js\":\"document.title\"}'
+  browser ctl --socket /tmp/warren.sock top
 
 Exit status: 0 when the reply is ok, 1 when it is an error reply, 2 for usage
 errors or when the browser can't be reached or does not answer within 15 s.
@@ -61,18 +68,23 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write, timeout: Duration) -> i32 {
-    let (socket, request) = match parse_args(args) {
+    let (socket, request, table) = match parse_args(args) {
         Ok(Parsed::Help) => {
             let _ = out.write_all(HELP.as_bytes());
             return EXIT_OK;
         }
-        Ok(Parsed::Request { socket, request }) => (socket, request),
+        Ok(Parsed::Request {
+            socket,
+            request,
+            table,
+        }) => (socket, request, table),
         Err(message) => {
             let _ = writeln!(err, "browser ctl: {message}\nTry 'browser ctl --help'.");
             return EXIT_USAGE;
         }
     };
     match exchange(&socket, &request, timeout) {
+        Ok(line) if table => print_table(&line, out, err),
         Ok(line) => {
             let _ = out.write_all(line.as_bytes());
             let _ = out.write_all(b"\n");
@@ -98,8 +110,16 @@ fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write, timeout: 
 
 enum Parsed {
     Help,
-    Request { socket: String, request: String },
+    /// `table`: print the reply of `task_manager` as a table (`top`).
+    Request {
+        socket: String,
+        request: String,
+        table: bool,
+    },
 }
+
+/// The pseudo-command that prints `task_manager` as a table.
+const TOP: &str = "top";
 
 fn parse_args(args: &[String]) -> Result<Parsed, String> {
     let mut socket = None;
@@ -133,9 +153,11 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     if cmd.is_empty() {
         return Err("CMD is empty".to_owned());
     }
+    let table = cmd == TOP;
+    let cmd = if table { "task_manager" } else { cmd.as_str() };
     let mut request = Map::new();
     request.insert("id".to_owned(), Value::from(1));
-    request.insert("cmd".to_owned(), Value::String(cmd.clone()));
+    request.insert("cmd".to_owned(), Value::from(cmd));
     if let Some(json) = json_args {
         let value: Value = serde_json::from_str(json).map_err(|e| {
             format!("JSON-ARGS is not valid JSON ({e}); give an object such as '{{\"tab_id\":1}}'")
@@ -153,6 +175,7 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     Ok(Parsed::Request {
         socket,
         request: Value::Object(request).to_string(),
+        table,
     })
 }
 
@@ -190,6 +213,191 @@ fn exchange(socket: &str, request: &str, timeout: Duration) -> Result<String, St
             Err(format!("no reply within {} s", timeout.as_secs_f64()))
         }
         Err(e) => Err(format!("cannot read the reply: {e}")),
+    }
+}
+
+/// Prints a `task_manager` reply as a table; returns the exit status.
+fn print_table(line: &str, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let reply = match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            let _ = writeln!(
+                err,
+                "browser ctl: the reply is not a control-protocol reply"
+            );
+            return EXIT_USAGE;
+        }
+    };
+    match reply.get("ok").and_then(Value::as_bool) {
+        Some(true) => {}
+        Some(false) => {
+            let message = reply
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)");
+            let _ = writeln!(err, "browser ctl: task_manager failed: {message}");
+            return EXIT_ERROR_REPLY;
+        }
+        None => {
+            let _ = writeln!(
+                err,
+                "browser ctl: the reply is not a control-protocol reply"
+            );
+            return EXIT_USAGE;
+        }
+    }
+    match format_top(reply.get("result").unwrap_or(&Value::Null)) {
+        Ok(table) => {
+            let _ = out.write_all(table.as_bytes());
+            let _ = out.flush();
+            EXIT_OK
+        }
+        Err(message) => {
+            let _ = writeln!(err, "browser ctl: {message}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// The longest title `top` prints, in characters.
+const TOP_TITLE_MAX: usize = 60;
+
+/// One row of the `top` table.
+struct TopRow {
+    pid: u64,
+    parent_pid: u64,
+    kind: String,
+    tab_id: Option<u64>,
+    cpu_percent: f64,
+    memory_kb: Option<u64>,
+    pss_kb: Option<u64>,
+    title: String,
+}
+
+/// Formats a `task_manager` result (`{"processes": [...]}`) as `browser ctl top` prints it: a
+/// `ps`-like table sorted by tab (the browser first, processes without a tab last), then pid,
+/// and a summary line.
+pub fn format_top(result: &Value) -> Result<String, String> {
+    let list = result
+        .get("processes")
+        .and_then(Value::as_array)
+        .ok_or("the task_manager reply has no \"processes\" list")?;
+    let mut rows = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        let malformed =
+            |field: &str| format!("process {i} of the task_manager reply has no valid \"{field}\"");
+        let optional_u64 = |field: &str| match p.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| malformed(field)),
+        };
+        rows.push(TopRow {
+            pid: p
+                .get("pid")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| malformed("pid"))?,
+            parent_pid: optional_u64("parent_pid")?.unwrap_or(0),
+            kind: p
+                .get("kind")
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed("kind"))?
+                .to_owned(),
+            tab_id: optional_u64("tab_id")?,
+            cpu_percent: match p.get("cpu_percent") {
+                None | Some(Value::Null) => 0.0,
+                Some(v) => v.as_f64().ok_or_else(|| malformed("cpu_percent"))?,
+            },
+            memory_kb: optional_u64("memory_kb")?,
+            pss_kb: optional_u64("pss_kb")?,
+            title: printable(p.get("title").and_then(Value::as_str).unwrap_or("")),
+        });
+    }
+    rows.sort_by_key(|r| {
+        let group = match (r.kind.as_str(), r.tab_id) {
+            ("browser", _) => 0,
+            (_, Some(_)) => 1,
+            (_, None) => 2,
+        };
+        (group, r.tab_id, r.pid)
+    });
+
+    let mib = |kb: Option<u64>| {
+        kb.map_or_else(|| "-".to_owned(), |kb| format!("{:.1}", kb as f64 / 1024.0))
+    };
+    let header = [
+        "PID", "PPID", "KIND", "TAB", "CPU%", "MEM(MiB)", "PSS(MiB)", "TITLE",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.pid.to_string(),
+                r.parent_pid.to_string(),
+                r.kind.clone(),
+                r.tab_id.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                format!("{:.1}", r.cpu_percent),
+                mib(r.memory_kb),
+                mib(r.pss_kb),
+                r.title.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut table = String::new();
+    let mut line = |cells: [&str; 8]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let w = widths[i];
+            match i {
+                // The title: last, not padded.
+                7 => text.push_str(cell),
+                // The kind: left-aligned.
+                2 => text.push_str(&format!("{cell:<w$}  ")),
+                _ => text.push_str(&format!("{cell:>w$}  ")),
+            }
+        }
+        table.push_str(text.trim_end());
+        table.push('\n');
+    };
+    line(header);
+    for row in &cells {
+        line(std::array::from_fn(|i| row[i].as_str()));
+    }
+    // A fold, not `sum`: an empty f64 sum is -0.0.
+    let cpu = rows.iter().fold(0.0, |sum, r| sum + r.cpu_percent);
+    let memory: u64 = rows.iter().filter_map(|r| r.memory_kb).sum();
+    let mut summary = format!(
+        "{} processes, CPU {cpu:.1}%, memory {:.1} MiB",
+        rows.len(),
+        memory as f64 / 1024.0
+    );
+    if rows.iter().any(|r| r.pss_kb.is_some()) {
+        let pss: u64 = rows.iter().filter_map(|r| r.pss_kb).sum();
+        summary.push_str(&format!(", PSS {:.1} MiB", pss as f64 / 1024.0));
+    }
+    table.push_str(&summary);
+    table.push('\n');
+    Ok(table)
+}
+
+/// A page-controlled title made safe for a terminal: control characters (escape sequences,
+/// newlines) become spaces, and long titles are cut.
+fn printable(title: &str) -> String {
+    let clean: String = title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.trim();
+    if clean.chars().count() > TOP_TITLE_MAX {
+        let mut cut: String = clean.chars().take(TOP_TITLE_MAX - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        clean.to_owned()
     }
 }
 
@@ -307,6 +515,7 @@ mod tests {
             Box::new(|request: Request| {
                 let reply = match request.command {
                     Command::Version => Ok(serde_json::json!({"name": "warren"})),
+                    Command::TaskManager => Ok(sample_task_manager()),
                     Command::Close(tab) => Err(format!("no tab {tab}")),
                     Command::Eval { .. } => {
                         // Keep the sender alive past the deadline without blocking the caller.
@@ -357,6 +566,112 @@ mod tests {
         );
         assert_eq!(code, EXIT_ERROR_REPLY);
         assert!(out.contains("timed out after 0.3 s"), "{out}");
+    }
+
+    /// A `task_manager` result: out of order, with a hostile title, a spare and an orphan.
+    fn sample_task_manager() -> Value {
+        serde_json::json!({"processes": [
+            {"pid": 310, "parent_pid": 300, "kind": "web", "tab_id": 2, "title": "Two",
+             "memory_kb": 81920, "pss_kb": null, "cpu_percent": 0.04, "sandboxed": false},
+            {"pid": 300, "parent_pid": 100, "kind": "renderer", "tab_id": 2, "title": "Two",
+             "memory_kb": 40960, "pss_kb": null, "cpu_percent": 1.0, "sandboxed": true},
+            {"pid": 900, "parent_pid": 100, "kind": "other", "tab_id": null,
+             "title": "WebKitWebProcess", "memory_kb": null, "pss_kb": null, "cpu_percent": 0.0,
+             "sandboxed": false},
+            {"pid": 100, "parent_pid": 1, "kind": "browser", "tab_id": null, "title": "Browser",
+             "memory_kb": 123456, "pss_kb": null, "cpu_percent": 2.25, "sandboxed": false},
+            {"pid": 210, "parent_pid": 200, "kind": "network", "tab_id": 1,
+             "title": "Evil\u{1b}[2J\ntitle", "memory_kb": 15360, "pss_kb": null,
+             "cpu_percent": 0.0, "sandboxed": false},
+            {"pid": 200, "parent_pid": 100, "kind": "renderer", "tab_id": 1,
+             "title": "Evil\u{1b}[2J\ntitle", "memory_kb": 1024, "pss_kb": null,
+             "cpu_percent": 99.5, "sandboxed": false},
+            {"pid": 150, "parent_pid": 100, "kind": "spare", "tab_id": null,
+             "title": "Spare renderer", "memory_kb": 512, "pss_kb": null, "cpu_percent": 0.0,
+             "sandboxed": false}
+        ]})
+    }
+
+    #[test]
+    fn top_table() {
+        let table = format_top(&sample_task_manager()).unwrap();
+        let expected = "\
+PID  PPID  KIND      TAB  CPU%  MEM(MiB)  PSS(MiB)  TITLE
+100     1  browser     -   2.2     120.6         -  Browser
+200   100  renderer    1  99.5       1.0         -  Evil [2J title
+210   200  network     1   0.0      15.0         -  Evil [2J title
+300   100  renderer    2   1.0      40.0         -  Two
+310   300  web         2   0.0      80.0         -  Two
+150   100  spare       -   0.0       0.5         -  Spare renderer
+900   100  other       -   0.0         -         -  WebKitWebProcess
+7 processes, CPU 102.8%, memory 257.1 MiB
+";
+        assert_eq!(table, expected);
+
+        let mut with_pss = sample_task_manager();
+        with_pss["processes"][0]["pss_kb"] = Value::from(2048);
+        let table = format_top(&with_pss).unwrap();
+        assert!(table.contains("  80.0       2.0  Two"), "{table}");
+        assert!(table.ends_with(", PSS 2.0 MiB\n"), "{table}");
+
+        let long = serde_json::json!({"processes": [{"pid": 1, "kind": "renderer", "tab_id": 1,
+            "title": "x".repeat(200)}]});
+        let table = format_top(&long).unwrap();
+        assert!(
+            table.contains(&format!("{}…\n", "x".repeat(TOP_TITLE_MAX - 1))),
+            "{table}"
+        );
+
+        let empty = format_top(&serde_json::json!({"processes": []})).unwrap();
+        assert_eq!(
+            empty,
+            "PID  PPID  KIND  TAB  CPU%  MEM(MiB)  PSS(MiB)  TITLE\n0 processes, CPU 0.0%, memory 0.0 MiB\n"
+        );
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"processes": [{"kind": "web"}]}),
+            serde_json::json!({"processes": [{"pid": 1, "kind": "web", "tab_id": "one"}]}),
+            serde_json::json!({"processes": [{"pid": -1, "kind": "web"}]}),
+        ] {
+            assert!(format_top(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn top_talks_to_a_server() {
+        assert_eq!(
+            request_of(&["--socket", "/s", "top"]),
+            serde_json::json!({"id": 1, "cmd": "task_manager"})
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let _server = fake_browser(&path);
+        let socket = path.to_str().unwrap();
+        let (code, out, err) = run_capture(&["--socket", socket, "top"], READ_TIMEOUT);
+        assert_eq!((code, err.as_str()), (EXIT_OK, ""));
+        assert_eq!(out, format_top(&sample_task_manager()).unwrap());
+
+        // An error reply: the message on stderr, exit status 1.
+        let failing = dir.path().join("f.sock");
+        let _server = ControlServer::start(
+            &failing,
+            Box::new(|request: Request| {
+                let _ = request
+                    .reply
+                    .send(Err("task manager unavailable".to_owned()));
+            }),
+        )
+        .unwrap();
+        let (code, out, err) = run_capture(
+            &["--socket", failing.to_str().unwrap(), "top"],
+            READ_TIMEOUT,
+        );
+        assert_eq!(code, EXIT_ERROR_REPLY);
+        assert_eq!(out, "");
+        assert_eq!(
+            err,
+            "browser ctl: task_manager failed: task manager unavailable\n"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use egui_glow::glow;
 use glutin::context::{
     ContextApi, ContextAttributesBuilder, NotCurrentGlContext, PossiblyCurrentContext,
+    PossiblyCurrentGlContext,
 };
 use glutin::display::{GetGlDisplay, GlDisplay};
 use glutin::surface::{GlSurface, Surface, SurfaceAttributesBuilder, SwapInterval, WindowSurface};
@@ -91,6 +92,14 @@ impl GlWindow {
     /// The X11 window id, which renderers embed their views into.
     pub fn x11_window(&self) -> Option<u64> {
         x11_window_id(&self.window)
+    }
+
+    /// Makes this window's context current; needed before painting when the browser has more
+    /// than one window (the Task Manager).
+    pub fn make_current(&self) {
+        if let Err(e) = self.context.make_current(&self.surface) {
+            log::warn!("cannot make the GL context current: {e}");
+        }
     }
 
     pub fn resize(&self, width: u32, height: u32) {

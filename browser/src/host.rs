@@ -207,11 +207,11 @@ impl RendererHost {
             return;
         }
         self.killed = true;
-        let tree = descendants(self.pid);
+        let tree = crate::procs::descendants(self.pid.as_raw() as u32);
         let _ = killpg(self.pid, Signal::SIGKILL);
         let _ = kill(self.pid, Signal::SIGKILL);
         for pid in tree {
-            let _ = kill(pid, Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
@@ -444,45 +444,6 @@ fn coalesce(batch: Vec<BrowserToRenderer>) -> Vec<BrowserToRenderer> {
         .collect()
 }
 
-/// Every live descendant of `root`, from `/proc`, children before their own children.
-pub fn descendants(root: Pid) -> Vec<Pid> {
-    let mut parents: Vec<(Pid, Pid)> = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(ppid) = read_ppid(pid) {
-                parents.push((Pid::from_raw(pid), Pid::from_raw(ppid)));
-            }
-        }
-    }
-    let mut found = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for &(pid, ppid) in &parents {
-            if ppid == parent && !found.contains(&pid) {
-                found.push(pid);
-                frontier.push(pid);
-            }
-        }
-    }
-    found
-}
-
-/// The parent pid from `/proc/PID/stat`, whose second field (the name) may hold spaces and parens.
-fn read_ppid(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace();
-    let _state = fields.next()?;
-    fields.next()?.parse().ok()
-}
-
 /// Starts the browser-wide reaper. `on_exit` is called with every reaped child's pid and status,
 /// renderers and orphaned WebKit helpers alike. Call once, early, from the main thread.
 pub fn start_reaper(on_exit: impl Fn(u32, WaitStatus) + Send + 'static) -> io::Result<()> {
@@ -612,24 +573,5 @@ mod tests {
         assert!(!p.responsive(t0 + PING_INTERVAL + Duration::from_secs(16)));
         p.pong(seq);
         assert!(p.responsive(t0 + PING_INTERVAL + Duration::from_secs(16)));
-    }
-
-    #[test]
-    fn descendants_of_this_process() {
-        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
-        let me = Pid::from_raw(std::process::id() as i32);
-        let found = descendants(me);
-        assert!(found.contains(&Pid::from_raw(child.id() as i32)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    #[test]
-    fn read_ppid_handles_odd_names() {
-        assert_eq!(
-            read_ppid(std::process::id() as i32),
-            Some(nix::unistd::getppid().as_raw())
-        );
-        assert_eq!(read_ppid(-1), None);
     }
 }

@@ -214,6 +214,21 @@ impl Focus {
         window == self.proxy || window == self.browser_window
     }
 
+    /// Gives the keyboard to another top-level window of the browser (the Task Manager), which
+    /// has no renderer views inside.
+    pub fn focus_window(&self, window: u64) {
+        // SAFETY: valid display; errors go to our handler.
+        unsafe {
+            (self.x.XSetInputFocus)(
+                self.display,
+                window,
+                xlib::RevertToParent,
+                xlib::CurrentTime,
+            );
+            (self.x.XFlush)(self.display);
+        }
+    }
+
     /// Gives the keyboard to the browser's chrome.
     pub fn focus_browser(&self) {
         // SAFETY: valid display; errors go to our handler.

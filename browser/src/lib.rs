@@ -3,6 +3,7 @@
 pub mod control;
 pub mod ctl;
 pub mod host;
+pub mod procs;
 pub mod profile;
 pub mod tabs;
 pub mod url_input;

@@ -4,6 +4,7 @@ mod app;
 mod chrome;
 mod gl;
 mod keys;
+mod taskman;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +30,8 @@ Options:
   -V, --version             Show the version.
 
 Shortcuts: Ctrl+T new tab, Ctrl+W close, Ctrl+Tab / Ctrl+Shift+Tab switch, Ctrl+1..9 select,
-Ctrl+L address bar, Ctrl+R or F5 reload, Alt+Left / Alt+Right history, Ctrl+Q quit.
+Ctrl+L address bar, Ctrl+R or F5 reload, Alt+Left / Alt+Right history, Shift+Esc task manager,
+Ctrl+Q quit.
 ";
 
 /// Parsed command line of the browser proper.

@@ -1,0 +1,1795 @@
+//! The task manager's measurement core: walks `/proc`, builds the browser's process tree, attributes every process to a tab and reports what each costs.
+//!
+//! This module has no UI and no winit: the control socket's `task_manager` command and the Task
+//! Manager window both read a [`Snapshot`] made by a [`Monitor`].
+//!
+//! # What one refresh reads
+//!
+//! * The `/proc` directory is listed once, and `/proc/PID/stat` is read for every process that
+//!   is new since the previous refresh or in the browser's tree (the parent pid and the CPU
+//!   counters are only known from there). Zombies (state `Z`) and dead tasks (`X`) are skipped.
+//!   A process that was outside the browser's tree stays outside for life (reparenting only moves
+//!   a process to a subreaper among its ancestors, or to init), so its `stat` is not read again
+//!   while its `/proc/PID` entry keeps the same inode number: procfs gives each process's
+//!   directory a fresh inode, so a reused pid shows up as a new entry. Every
+//!   [`FULL_SCAN_EVERY`]th refresh reads every `stat` anyway, which bounds the damage should a
+//!   kernel ever keep inode numbers across pid reuse, or should the browser run as a namespace's
+//!   init (which adopts every orphan).
+//! * The process tree is built from those parent pids, rooted at the browser. An edge
+//!   child → parent only counts when the parent started no later than the child (field 22 of
+//!   `stat`, the start time in clock ticks since boot), so a parent pid that was reused by a newer,
+//!   unrelated process never adopts the old process's children.
+//! * Only for processes in the browser's tree: `status` (RssAnon, VmSwap, NoNewPrivs, Seccomp),
+//!   the number of open descriptors (the size of the `fd` directory on Linux 6.2+, else a count of
+//!   its entries), `smaps_rollup` (PSS) only when [`Query::pss`] asks for it (the kernel walks
+//!   every mapping: costly), and `exe` and `cmdline` only the first time a process is seen (names
+//!   are cached per pid, start time and `comm`, so an `exec` is noticed).
+//! * Within one refresh, the files of one pid are taken to be of one process: the kernel hands
+//!   out pids cyclically, so a pid is reused only after `pid_max` (32768 or more) others were
+//!   allocated, which does not happen in the milliseconds one refresh takes. Across refreshes,
+//!   every cache is keyed by the start time (or the entry's inode) as well as the pid.
+//!
+//! # Attribution
+//!
+//! * The browser pid is the root (kind `browser`, no tab).
+//! * A pid the caller lists as a tab's renderer counts only when it is a **direct child of the
+//!   browser**; it is kind `renderer` and every process below it belongs to its tab. A spare
+//!   renderer ([`Query::spares`]) is kind `spare`, and it and its descendants have no tab.
+//! * Below a renderer or a spare, a process is `web` when its executable's file name is
+//!   `WebKitWebProcess`, `network` for `WebKitNetworkProcess`, else `other`. Names come from the
+//!   `exe` link (`comm` is cut to 15 characters: `WebKitWebProces`), else `cmdline`'s argv\[0\],
+//!   else `comm`.
+//! * Any other child of the browser, such as a WebKit helper orphaned when its renderer died
+//!   (the browser is a child subreaper, so orphans land on it), and everything below it, is
+//!   `other` with no tab.
+//! * A process that vanishes between the listing and its reads is left out (its descendants keep
+//!   the tab they were walked under, which is theirs); a process whose files are unreadable stays,
+//!   with the unreadable fields `None`. Nothing here panics on what `/proc` says.
+//!
+//! # CPU
+//!
+//! `cpu_percent` is the process's user + system time over the wall time since the previous
+//! refresh, as a percentage of one core (a busy thread reads about 100, as in `top`). The kernel
+//! counts CPU time in clock ticks (10 ms), so an interval shorter than [`MIN_CPU_INTERVAL`] is
+//! not measured: such a refresh repeats the last value and the interval grows until the next one.
+//! For a process without a measured interval yet (new, or every process on the first refresh),
+//! it is the average since the process started, as `ps` reports it. Samples are keyed by pid
+//! *and* start time, so a reused pid never produces a delta against another process's counters.
+//!
+//! # Sandbox
+//!
+//! [`Sandbox`] holds each sandbox layer the kernel shows in `/proc/PID/status`: NoNewPrivs set,
+//! and seccomp in filter mode (`Seccomp: 2`). `sandboxed` is true only when every layer is active.
+//! Landlock does not show in `/proc`: when the renderer gains a Landlock layer, add a field to
+//! [`Sandbox`] filled from what the renderer reports (the browser knows which renderers
+//! confirmed it) and include it in [`Sandbox::is_complete`].
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirEntryExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode};
+use serde_json::{json, Value};
+use thiserror::Error;
+use warren_ipc::TabId;
+
+/// The executable name of WebKit's web (JavaScript) process.
+pub const WEB_PROCESS_NAME: &str = "WebKitWebProcess";
+/// The executable name of WebKit's network process.
+pub const NETWORK_PROCESS_NAME: &str = "WebKitNetworkProcess";
+
+/// The largest `/proc` file this module reads; a longer one counts as unreadable.
+const MAX_FILE_LEN: usize = 1 << 20;
+
+/// CPU use is measured over at least this long (`stat` counts in ticks of 10 ms); a refresh
+/// sooner than this after the last measured one repeats the last value.
+pub const MIN_CPU_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Every this many refreshes, the `stat` of every process is read, even of those known to be
+/// outside the browser's tree.
+pub const FULL_SCAN_EVERY: u64 = 16;
+
+/// What can stop a whole refresh. Single processes never do: they are dropped or marked.
+#[derive(Debug, Error)]
+pub enum ProcsError {
+    #[error("cannot read the process list in {path}: {source}; is /proc mounted and readable?")]
+    List { path: PathBuf, source: io::Error },
+    #[error("the browser process {pid} is not in {path}; pass the pid of this browser process")]
+    NoBrowser { pid: u32, path: PathBuf },
+}
+
+/// What a process is, for the task manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// The browser process itself.
+    Browser,
+    /// A tab's renderer.
+    Renderer,
+    /// A `WebKitWebProcess` below a renderer or spare.
+    Web,
+    /// A `WebKitNetworkProcess` below a renderer or spare.
+    Network,
+    /// A prewarmed renderer with no tab yet.
+    Spare,
+    /// Anything else in the browser's tree, including orphaned WebKit helpers.
+    Other,
+}
+
+impl Kind {
+    /// The protocol's name for this kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::Renderer => "renderer",
+            Self::Web => "web",
+            Self::Network => "network",
+            Self::Spare => "spare",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The sandbox layers `/proc/PID/status` shows for a process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sandbox {
+    /// `NoNewPrivs: 1`: execve can't grant privileges (setuid, file capabilities).
+    pub no_new_privs: bool,
+    /// `Seccomp: 2`: a seccomp filter restricts the system calls.
+    pub seccomp_filter: bool,
+}
+
+impl Sandbox {
+    /// True only when every layer is active (see the module documentation about Landlock).
+    pub fn is_complete(&self) -> bool {
+        self.no_new_privs && self.seccomp_filter
+    }
+}
+
+/// What the caller knows about the browser's processes.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    /// The browser process (normally `std::process::id()`).
+    pub browser_pid: u32,
+    /// Each live tab with its renderer's pid.
+    pub renderers: &'a [(TabId, u32)],
+    /// Prewarmed renderers with no tab yet.
+    pub spares: &'a [u32],
+    /// Whether to read PSS (`smaps_rollup`): costly, so only when shown or asked for.
+    pub pss: bool,
+}
+
+/// One process of the browser's tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessRow {
+    pub pid: u32,
+    pub parent_pid: u32,
+    pub kind: Kind,
+    /// The tab whose renderer this process is or descends from.
+    pub tab_id: Option<TabId>,
+    /// The executable's file name (see the module documentation).
+    pub name: String,
+    /// Depth in the tree: 0 for the browser, 1 for its children.
+    pub depth: usize,
+    /// Private footprint, RssAnon + VmSwap, in KiB; `None` when `status` is unreadable.
+    pub memory_kb: Option<u64>,
+    /// Proportional set size in KiB; `None` unless asked for, or when unreadable.
+    pub pss_kb: Option<u64>,
+    /// Percentage of one core (see the module documentation).
+    pub cpu_percent: f64,
+    pub threads: u32,
+    /// Open file descriptors; `None` when unreadable.
+    pub fds: Option<u32>,
+    /// Time since the process started.
+    pub uptime: Duration,
+    /// The layers seen; all false when `status` is unreadable.
+    pub sandbox: Sandbox,
+    /// `sandbox.is_complete()`.
+    pub sandboxed: bool,
+}
+
+/// Sums over a set of processes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Totals {
+    pub processes: usize,
+    /// Sum of the known private footprints, in KiB.
+    pub memory_kb: u64,
+    /// Sum of the known PSS values; `None` when PSS was not asked for.
+    pub pss_kb: Option<u64>,
+    pub cpu_percent: f64,
+    pub threads: u64,
+    /// Sum of the known descriptor counts.
+    pub fds: u64,
+}
+
+impl Totals {
+    fn empty(pss: bool) -> Self {
+        Self {
+            pss_kb: pss.then_some(0),
+            ..Self::default()
+        }
+    }
+
+    fn add(&mut self, row: &ProcessRow) {
+        self.processes += 1;
+        self.memory_kb += row.memory_kb.unwrap_or(0);
+        if let (Some(sum), Some(pss)) = (self.pss_kb.as_mut(), row.pss_kb) {
+            *sum += pss;
+        }
+        self.cpu_percent += row.cpu_percent;
+        self.threads += u64::from(row.threads);
+        self.fds += u64::from(row.fds.unwrap_or(0));
+    }
+}
+
+/// One tab's whole process tree, summed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TabTotals {
+    pub tab_id: TabId,
+    pub renderer_pid: u32,
+    /// The renderer's uptime.
+    pub uptime: Duration,
+    pub sum: Totals,
+}
+
+/// The result of one refresh.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// In tree order: the browser, then each tab's renderer followed by its descendants (tabs by
+    /// id), then spares, then other children of the browser; children by pid.
+    pub processes: Vec<ProcessRow>,
+    /// One entry per tab whose renderer was found, by tab id.
+    pub tabs: Vec<TabTotals>,
+    /// Every row summed.
+    pub total: Totals,
+    /// Time since the previous refresh; `None` on the first one.
+    pub interval: Option<Duration>,
+    /// Whether PSS was read.
+    pub pss: bool,
+    /// What the refresh read.
+    pub scan: ScanStats,
+}
+
+/// How much of `/proc` one refresh read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Processes listed in `/proc`.
+    pub listed: usize,
+    /// `stat` files read (the others were known to be outside the browser's tree).
+    pub stat_reads: usize,
+}
+
+impl Snapshot {
+    /// The totals of one tab, if its renderer was found.
+    pub fn tab(&self, tab_id: TabId) -> Option<&TabTotals> {
+        self.tabs.iter().find(|t| t.tab_id == tab_id)
+    }
+
+    /// The rows of one tab, in tree order.
+    pub fn tab_rows(&self, tab_id: TabId) -> impl Iterator<Item = &ProcessRow> {
+        self.processes
+            .iter()
+            .filter(move |r| r.tab_id == Some(tab_id))
+    }
+
+    /// The row of a pid.
+    pub fn process(&self, pid: u32) -> Option<&ProcessRow> {
+        self.processes.iter().find(|r| r.pid == pid)
+    }
+
+    /// The control protocol's `task_manager` result: `{"processes": [...]}` with the fields
+    /// `pid, parent_pid, kind, tab_id, title, memory_kb, pss_kb, cpu_percent, sandboxed` and the
+    /// extras `name, threads, fds, uptime_s`. `title_of` gives a tab's title; the browser row is
+    /// titled "Browser", spare rows "Spare renderer", other rows by their process name.
+    pub fn to_json(&self, title_of: impl Fn(TabId) -> Option<String>) -> Value {
+        let processes: Vec<Value> = self
+            .processes
+            .iter()
+            .map(|row| {
+                let title = match (row.kind, row.tab_id) {
+                    (Kind::Browser, _) => "Browser".to_owned(),
+                    (_, Some(tab)) => title_of(tab).unwrap_or_else(|| format!("Tab {tab}")),
+                    (Kind::Spare, None) => "Spare renderer".to_owned(),
+                    (_, None) => row.name.clone(),
+                };
+                json!({
+                    "pid": row.pid,
+                    "parent_pid": row.parent_pid,
+                    "kind": row.kind.as_str(),
+                    "tab_id": row.tab_id.map(|t| t.0),
+                    "title": title,
+                    "memory_kb": row.memory_kb,
+                    "pss_kb": row.pss_kb,
+                    "cpu_percent": (row.cpu_percent * 10.0).round() / 10.0,
+                    "sandboxed": row.sandboxed,
+                    "name": row.name,
+                    "threads": row.threads,
+                    "fds": row.fds,
+                    "uptime_s": (row.uptime.as_secs_f64() * 10.0).round() / 10.0,
+                })
+            })
+            .collect();
+        json!({ "processes": processes })
+    }
+}
+
+/// Measures the browser's process tree; keeps the previous sample of each process to compute CPU
+/// use. Create one and call [`Monitor::refresh`] periodically.
+pub struct Monitor {
+    proc: ProcDir,
+    ticks_per_second: u64,
+    /// Whether `stat` of `/proc/PID/fd` gives the descriptor count (procfs on Linux 6.2+).
+    fd_count_by_size: bool,
+    scratch: Scratch,
+    /// Per pid: the sample of the previous refresh.
+    previous: HashMap<u32, CpuSample>,
+    next_previous: HashMap<u32, CpuSample>,
+    names: HashMap<u32, NameEntry>,
+    next_names: HashMap<u32, NameEntry>,
+    /// Per pid: the inode of its `/proc` entry, for processes outside the tree at the last
+    /// refresh.
+    foreign: HashMap<u32, u64>,
+    next_foreign: HashMap<u32, u64>,
+    refreshes: u64,
+    last_refresh: Option<Duration>,
+}
+
+/// Buffers reused from one refresh to the next.
+#[derive(Default)]
+struct Scratch {
+    entries: Vec<Entry>,
+    by_parent: Vec<(u32, u32, usize)>,
+    visited: Vec<bool>,
+    tree: Vec<Node>,
+    stack: Vec<(usize, Option<usize>, usize)>,
+    file: FileBuf,
+    path: String,
+}
+
+/// The CPU counters of a process at a refresh: the baseline of the next interval.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    start_ticks: u64,
+    cpu_ticks: u64,
+    at: Duration,
+    /// The value computed over the interval that ended with this sample, if there was one.
+    percent: Option<f64>,
+}
+
+struct NameEntry {
+    start_ticks: u64,
+    comm: Comm,
+    name: String,
+}
+
+impl Monitor {
+    /// A monitor of the real `/proc`.
+    pub fn new() -> Result<Self, ProcsError> {
+        Self::with_root("/proc", ticks_per_second())
+    }
+
+    /// A monitor of a `/proc`-like tree at `root` (tests build one in a temporary directory),
+    /// whose `stat` times count `ticks_per_second`.
+    pub fn with_root(root: impl Into<PathBuf>, ticks_per_second: u64) -> Result<Self, ProcsError> {
+        let proc = ProcDir::open(root.into())?;
+        let fd_count_by_size = proc.is_procfs()
+            && fstatat(proc.fd.as_fd(), "self/fd", AtFlags::empty()).is_ok_and(|st| st.st_size > 0);
+        Ok(Self {
+            proc,
+            ticks_per_second: ticks_per_second.max(1),
+            fd_count_by_size,
+            scratch: Scratch::default(),
+            previous: HashMap::new(),
+            next_previous: HashMap::new(),
+            names: HashMap::new(),
+            next_names: HashMap::new(),
+            foreign: HashMap::new(),
+            next_foreign: HashMap::new(),
+            refreshes: 0,
+            last_refresh: None,
+        })
+    }
+
+    /// Measures now (the clock is `CLOCK_BOOTTIME`, the clock of process start times).
+    pub fn refresh(&mut self, query: &Query<'_>) -> Result<Snapshot, ProcsError> {
+        self.refresh_at(query, boot_time())
+    }
+
+    /// Measures with `now` given as the time since boot (tests pass a fake clock). `now` should
+    /// not go backwards between calls; if it does, CPU use reads 0 for that interval.
+    pub fn refresh_at(&mut self, query: &Query<'_>, now: Duration) -> Result<Snapshot, ProcsError> {
+        let mut s = std::mem::take(&mut self.scratch);
+        let result = self.refresh_with(&mut s, query, now);
+        self.scratch = s;
+        result
+    }
+
+    fn refresh_with(
+        &mut self,
+        s: &mut Scratch,
+        query: &Query<'_>,
+        now: Duration,
+    ) -> Result<Snapshot, ProcsError> {
+        if self.refreshes.is_multiple_of(FULL_SCAN_EVERY) {
+            self.foreign.clear();
+        }
+        self.refreshes += 1;
+        let (foreign, next_foreign) = (&mut self.foreign, &mut self.next_foreign);
+        next_foreign.clear();
+        let scanned = self
+            .proc
+            .scan(&mut s.entries, &mut s.file, &mut s.path, &mut |pid, ino| {
+                let known = foreign.get(&pid) == Some(&ino);
+                if known {
+                    next_foreign.insert(pid, ino);
+                }
+                known
+            });
+        let root = scanned.and_then(|stats| {
+            let root = s.entries.iter().position(|e| e.pid == query.browser_pid);
+            root.map(|root| (root, stats))
+                .ok_or_else(|| ProcsError::NoBrowser {
+                    pid: query.browser_pid,
+                    path: self.proc.path.clone(),
+                })
+        });
+        let (root, scan) = match root {
+            Ok(found) => found,
+            Err(e) => {
+                self.foreign.clear();
+                return Err(e);
+            }
+        };
+        build_tree(s, root);
+        for (entry, _) in s.entries.iter().zip(&s.visited).filter(|(_, v)| !**v) {
+            self.next_foreign.insert(entry.pid, entry.ino);
+        }
+        std::mem::swap(&mut self.foreign, &mut self.next_foreign);
+
+        // Who each tree node is, from the scan alone: contexts flow from parent to child, and the
+        // tree is in preorder, so a node's parent was decided before it.
+        let mut contexts: Vec<Context> = Vec::with_capacity(s.tree.len());
+        let mut rows: Vec<(Context, ProcessRow)> = Vec::with_capacity(s.tree.len());
+        let tps = self.ticks_per_second;
+        for i in 0..s.tree.len() {
+            let node = s.tree[i];
+            let entry = s.entries[node.entry];
+            let context = match node.parent.map(|p| contexts[p]) {
+                None => Context::Browser,
+                Some(Context::Browser) => {
+                    if let Some(&(tab, _)) = query.renderers.iter().find(|(_, p)| *p == entry.pid) {
+                        Context::Tab(tab)
+                    } else if query.spares.contains(&entry.pid) {
+                        Context::Spare
+                    } else {
+                        Context::Orphan
+                    }
+                }
+                Some(inherited) => inherited,
+            };
+            contexts.push(context);
+            let Some(measured) = self.measure(s, &entry, query.pss) else {
+                continue;
+            };
+            let parent_is_browser = node.parent == Some(0);
+            let kind = match context {
+                Context::Browser => Kind::Browser,
+                Context::Tab(_) if parent_is_browser => Kind::Renderer,
+                Context::Spare if parent_is_browser => Kind::Spare,
+                Context::Tab(_) | Context::Spare => match measured.name.as_str() {
+                    WEB_PROCESS_NAME => Kind::Web,
+                    NETWORK_PROCESS_NAME => Kind::Network,
+                    _ => Kind::Other,
+                },
+                Context::Orphan => Kind::Other,
+            };
+            let start = Duration::from_secs_f64(entry.start_ticks as f64 / tps as f64);
+            let (cpu_percent, sample) = self.cpu_percent(&entry, now);
+            self.next_previous.insert(entry.pid, sample);
+            rows.push((
+                context,
+                ProcessRow {
+                    pid: entry.pid,
+                    parent_pid: entry.ppid,
+                    kind,
+                    tab_id: match context {
+                        Context::Tab(tab) => Some(tab),
+                        _ => None,
+                    },
+                    name: measured.name,
+                    depth: node.depth,
+                    memory_kb: measured.memory_kb,
+                    pss_kb: measured.pss_kb,
+                    cpu_percent,
+                    threads: entry.threads,
+                    fds: measured.fds,
+                    uptime: now.saturating_sub(start),
+                    sandbox: measured.sandbox,
+                    sandboxed: measured.sandbox.is_complete(),
+                },
+            ));
+        }
+        std::mem::swap(&mut self.previous, &mut self.next_previous);
+        self.next_previous.clear();
+        std::mem::swap(&mut self.names, &mut self.next_names);
+        self.next_names.clear();
+
+        // Group: the browser, tabs by id, spares, others; the sort is stable, so each group keeps
+        // tree order.
+        rows.sort_by_key(|(context, _)| match context {
+            Context::Browser => (0, 0),
+            Context::Tab(tab) => (1, tab.0),
+            Context::Spare => (2, 0),
+            Context::Orphan => (3, 0),
+        });
+        let processes: Vec<ProcessRow> = rows.into_iter().map(|(_, row)| row).collect();
+
+        let mut tabs: Vec<TabTotals> = Vec::new();
+        let mut total = Totals::empty(query.pss);
+        for row in &processes {
+            total.add(row);
+            let Some(tab_id) = row.tab_id else { continue };
+            if row.kind == Kind::Renderer {
+                tabs.push(TabTotals {
+                    tab_id,
+                    renderer_pid: row.pid,
+                    uptime: row.uptime,
+                    sum: Totals::empty(query.pss),
+                });
+            }
+            if let Some(t) = tabs.iter_mut().rev().find(|t| t.tab_id == tab_id) {
+                t.sum.add(row);
+            }
+        }
+
+        let interval = self.last_refresh.map(|last| now.saturating_sub(last));
+        self.last_refresh = Some(now);
+        Ok(Snapshot {
+            processes,
+            tabs,
+            total,
+            interval,
+            pss: query.pss,
+            scan,
+        })
+    }
+
+    /// The CPU use of a process and the sample to keep as its next baseline.
+    fn cpu_percent(&self, entry: &Entry, now: Duration) -> (f64, CpuSample) {
+        let tps = self.ticks_per_second as f64;
+        let sample = CpuSample {
+            start_ticks: entry.start_ticks,
+            cpu_ticks: entry.cpu_ticks,
+            at: now,
+            percent: None,
+        };
+        // The average since the start, for a process without a full interval yet.
+        let lifetime = || {
+            let start = Duration::from_secs_f64(entry.start_ticks as f64 / tps);
+            percent(entry.cpu_ticks, now.saturating_sub(start), tps)
+        };
+        match self.previous.get(&entry.pid) {
+            // Same process (a reused pid has another start time).
+            Some(base) if base.start_ticks == entry.start_ticks => {
+                let wall = now.saturating_sub(base.at);
+                if wall >= MIN_CPU_INTERVAL {
+                    let used = entry.cpu_ticks.saturating_sub(base.cpu_ticks);
+                    let value = percent(used, wall, tps);
+                    (
+                        value,
+                        CpuSample {
+                            percent: Some(value),
+                            ..sample
+                        },
+                    )
+                } else {
+                    // Too short to measure in clock ticks: repeat the last value and keep the
+                    // baseline.
+                    (base.percent.unwrap_or_else(lifetime), *base)
+                }
+            }
+            _ => (lifetime(), sample),
+        }
+    }
+
+    /// Reads one tree member's files; `None` when it has gone.
+    fn measure(&mut self, s: &mut Scratch, entry: &Entry, pss: bool) -> Option<Measured> {
+        let proc = self.proc.fd.as_fd();
+        let pid = entry.pid;
+        let path = &mut s.path;
+
+        let status = match read_at(proc, pid_file(path, pid, "status"), &mut s.file) {
+            Ok(()) => parse_status(s.file.bytes()),
+            Err(e) if gone(&e) => return None,
+            Err(_) => Status::default(),
+        };
+        let pss_kb = if pss {
+            match read_at(proc, pid_file(path, pid, "smaps_rollup"), &mut s.file) {
+                Ok(()) => parse_kb_field(s.file.bytes(), b"Pss:"),
+                Err(e) if gone(&e) => return None,
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let fds = if self.fd_count_by_size {
+            fstatat(proc, pid_file(path, pid, "fd"), AtFlags::empty())
+                .ok()
+                .and_then(|st| u32::try_from(st.st_size).ok())
+        } else {
+            count_entries(&self.proc.path.join(pid_file(path, pid, "fd")))
+        };
+        let name = match self.names.remove(&entry.pid) {
+            Some(cached)
+                if cached.start_ticks == entry.start_ticks && cached.comm == entry.comm =>
+            {
+                cached.name
+            }
+            _ => resolve_name(proc, pid, &entry.comm, &mut s.file, path),
+        };
+        self.next_names.insert(
+            entry.pid,
+            NameEntry {
+                start_ticks: entry.start_ticks,
+                comm: entry.comm,
+                name: name.clone(),
+            },
+        );
+        Some(Measured {
+            name,
+            memory_kb: status
+                .rss_anon_kb
+                .map(|anon| anon + status.swap_kb.unwrap_or(0)),
+            pss_kb,
+            fds,
+            sandbox: Sandbox {
+                no_new_privs: status.no_new_privs,
+                seccomp_filter: status.seccomp_mode == Some(2),
+            },
+        })
+    }
+}
+
+/// Where a tree node's process belongs, decided by its ancestors.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Context {
+    Browser,
+    Tab(TabId),
+    Spare,
+    Orphan,
+}
+
+struct Measured {
+    name: String,
+    memory_kb: Option<u64>,
+    pss_kb: Option<u64>,
+    fds: Option<u32>,
+    sandbox: Sandbox,
+}
+
+/// Every live descendant of `root` in the real `/proc`, parents before their children, with the
+/// same pid-reuse checks as the [`Monitor`]. Empty when `root` does not exist.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let Ok(proc) = ProcDir::open(PathBuf::from("/proc")) else {
+        return Vec::new();
+    };
+    let mut s = Scratch::default();
+    if proc
+        .scan(&mut s.entries, &mut s.file, &mut s.path, &mut |_, _| false)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let Some(root) = s.entries.iter().position(|e| e.pid == root) else {
+        return Vec::new();
+    };
+    build_tree(&mut s, root);
+    s.tree
+        .iter()
+        .skip(1)
+        .map(|node| s.entries[node.entry].pid)
+        .collect()
+}
+
+/// An open `/proc`-like directory.
+struct ProcDir {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl ProcDir {
+    fn open(path: PathBuf) -> Result<Self, ProcsError> {
+        let fd = openat(
+            nix::fcntl::AT_FDCWD,
+            path.as_path(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ProcsError::List {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        Ok(Self { path, fd })
+    }
+
+    fn is_procfs(&self) -> bool {
+        nix::sys::statfs::fstatfs(&self.fd)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+    }
+
+    /// Lists the processes once and reads the `stat` of each one that `skip(pid, inode)` does
+    /// not rule out; leaves out zombies and processes that vanish or can't be read.
+    fn scan(
+        &self,
+        entries: &mut Vec<Entry>,
+        file: &mut FileBuf,
+        path: &mut String,
+        skip: &mut dyn FnMut(u32, u64) -> bool,
+    ) -> Result<ScanStats, ProcsError> {
+        entries.clear();
+        let mut stats = ScanStats::default();
+        let list = std::fs::read_dir(&self.path).map_err(|e| ProcsError::List {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        for dirent in list.flatten() {
+            let Some(pid) = parse_pid(dirent.file_name().as_bytes()) else {
+                continue;
+            };
+            stats.listed += 1;
+            let ino = dirent.ino();
+            if skip(pid, ino) {
+                continue;
+            }
+            stats.stat_reads += 1;
+            if read_at(self.fd.as_fd(), pid_file(path, pid, "stat"), file).is_err() {
+                continue;
+            }
+            let Some(stat) = parse_stat(file.bytes()) else {
+                continue;
+            };
+            if is_dead(stat.state) {
+                continue;
+            }
+            entries.push(Entry {
+                pid,
+                ino,
+                ppid: stat.ppid,
+                start_ticks: stat.start_ticks,
+                cpu_ticks: stat.cpu_ticks,
+                threads: stat.threads,
+                comm: stat.comm,
+            });
+        }
+        Ok(stats)
+    }
+}
+
+/// One live process as the listing saw it.
+#[derive(Clone, Copy)]
+struct Entry {
+    pid: u32,
+    /// The inode of the `/proc/PID` entry: new for every process, even under a reused pid.
+    ino: u64,
+    ppid: u32,
+    start_ticks: u64,
+    /// User + system time of all its threads, in clock ticks.
+    cpu_ticks: u64,
+    threads: u32,
+    comm: Comm,
+}
+
+/// A node of the browser's tree, in preorder; `parent` indexes the tree.
+#[derive(Clone, Copy)]
+struct Node {
+    entry: usize,
+    parent: Option<usize>,
+    depth: usize,
+}
+
+/// Fills `s.tree` with the tree under `s.entries[root]` in preorder, children by pid. A child
+/// counts only if its parent started no later than it did (otherwise the parent pid was reused).
+fn build_tree(s: &mut Scratch, root: usize) {
+    let entries = &s.entries;
+    s.by_parent.clear();
+    s.by_parent
+        .extend(entries.iter().enumerate().map(|(i, e)| (e.ppid, e.pid, i)));
+    s.by_parent.sort_unstable();
+    s.visited.clear();
+    s.visited.resize(entries.len(), false);
+    s.tree.clear();
+    s.stack.clear();
+    s.stack.push((root, None, 0));
+    while let Some((index, parent, depth)) = s.stack.pop() {
+        if std::mem::replace(&mut s.visited[index], true) {
+            continue;
+        }
+        let me = s.tree.len();
+        s.tree.push(Node {
+            entry: index,
+            parent,
+            depth,
+        });
+        let this = entries[index];
+        let first = s.by_parent.partition_point(|&(ppid, _, _)| ppid < this.pid);
+        let end = s
+            .by_parent
+            .partition_point(|&(ppid, _, _)| ppid <= this.pid);
+        // Pushed in reverse so that the smallest pid is walked first.
+        for &(_, _, child) in s.by_parent[first..end].iter().rev() {
+            let c = &entries[child];
+            if c.pid != this.pid && c.start_ticks >= this.start_ticks && !s.visited[child] {
+                s.stack.push((child, Some(me), depth + 1));
+            }
+        }
+    }
+}
+
+/// `comm` as `stat` shows it (at most 15 bytes from the kernel; longer fake names are cut).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Comm {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl Comm {
+    fn new(raw: &[u8]) -> Self {
+        let mut bytes = [0u8; 32];
+        let len = raw.len().min(bytes.len());
+        bytes[..len].copy_from_slice(&raw[..len]);
+        Self {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// The fields of `/proc/PID/stat` this module uses.
+struct Stat {
+    comm: Comm,
+    state: u8,
+    ppid: u32,
+    cpu_ticks: u64,
+    threads: u32,
+    start_ticks: u64,
+}
+
+/// Parses `/proc/PID/stat`. The name (field 2) is in parentheses and may itself hold spaces and
+/// parentheses, so it ends at the *last* `)`.
+fn parse_stat(text: &[u8]) -> Option<Stat> {
+    let open = text.iter().position(|&b| b == b'(')?;
+    let close = text.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let mut fields = text[close + 1..]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    // Field 3 onwards: state, ppid, then pgrp .. cmajflt (fields 5-13), utime (14), stime (15),
+    // cutime, cstime, priority, nice (16-19), num_threads (20), itrealvalue (21), starttime (22).
+    let state = *fields.next()?.first()?;
+    let ppid = parse_u64(fields.next()?)?;
+    let mut fields = fields.skip(9);
+    let utime = parse_u64(fields.next()?)?;
+    let stime = parse_u64(fields.next()?)?;
+    let mut fields = fields.skip(4);
+    let threads = parse_u64(fields.next()?)?;
+    let start_ticks = parse_u64(fields.nth(1)?)?;
+    Some(Stat {
+        comm: Comm::new(&text[open + 1..close]),
+        state,
+        ppid: u32::try_from(ppid).ok()?,
+        cpu_ticks: utime.saturating_add(stime),
+        threads: u32::try_from(threads).unwrap_or(u32::MAX),
+        start_ticks,
+    })
+}
+
+fn is_dead(state: u8) -> bool {
+    matches!(state, b'Z' | b'X' | b'x')
+}
+
+/// The fields of `/proc/PID/status` this module uses.
+#[derive(Default)]
+struct Status {
+    rss_anon_kb: Option<u64>,
+    swap_kb: Option<u64>,
+    no_new_privs: bool,
+    seccomp_mode: Option<u64>,
+}
+
+fn parse_status(text: &[u8]) -> Status {
+    let mut status = Status::default();
+    for line in text.split(|&b| b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"RssAnon:") {
+            status.rss_anon_kb = leading_number(rest);
+        } else if let Some(rest) = line.strip_prefix(b"VmSwap:") {
+            status.swap_kb = leading_number(rest);
+        } else if let Some(rest) = line.strip_prefix(b"NoNewPrivs:") {
+            status.no_new_privs = leading_number(rest) == Some(1);
+        } else if let Some(rest) = line.strip_prefix(b"Seccomp:") {
+            status.seccomp_mode = leading_number(rest);
+            // The kernel prints Seccomp after the other fields used here.
+            break;
+        }
+    }
+    status
+}
+
+/// The number after `key` on the line that starts with it (`Pss:    123 kB`).
+fn parse_kb_field(text: &[u8], key: &[u8]) -> Option<u64> {
+    text.split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(leading_number)
+}
+
+/// The first run of digits after leading blanks.
+fn leading_number(text: &[u8]) -> Option<u64> {
+    let start = text.iter().position(|b| !matches!(b, b' ' | b'\t'))?;
+    let digits = text[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    parse_u64(&text[start..start + digits])
+}
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+fn parse_pid(name: &[u8]) -> Option<u32> {
+    u32::try_from(parse_u64(name)?).ok().filter(|&pid| pid > 0)
+}
+
+/// The executable's file name from the `exe` link, else argv\[0\] from `cmdline`, else `comm`.
+fn resolve_name(
+    proc: BorrowedFd<'_>,
+    pid: u32,
+    comm: &Comm,
+    file: &mut FileBuf,
+    path: &mut String,
+) -> String {
+    if let Ok(target) = readlinkat(proc, pid_file(path, pid, "exe")) {
+        // A replaced binary shows as "/path/name (deleted)".
+        let target = target.as_bytes();
+        let target = target.strip_suffix(b" (deleted)").unwrap_or(target);
+        if let Some(name) = base_name(target) {
+            return name;
+        }
+    }
+    if read_at(proc, pid_file(path, pid, "cmdline"), file).is_ok() {
+        let argv0 = file.bytes().split(|&b| b == 0).next().unwrap_or_default();
+        if let Some(name) = base_name(argv0) {
+            return name;
+        }
+    }
+    String::from_utf8_lossy(comm.as_bytes()).into_owned()
+}
+
+fn base_name(path: &[u8]) -> Option<String> {
+    let name = path.rsplit(|&b| b == b'/').next()?;
+    (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned())
+}
+
+/// `PID/name` in `path`, relative to the `/proc` directory.
+fn pid_file<'a>(path: &'a mut String, pid: u32, name: &str) -> &'a str {
+    path.clear();
+    let _ = write!(path, "{pid}/{name}");
+    path.as_str()
+}
+
+/// Counts a directory's entries (the fallback for descriptor counts).
+fn count_entries(path: &Path) -> Option<u32> {
+    let count = std::fs::read_dir(path).ok()?.flatten().count();
+    u32::try_from(count).ok()
+}
+
+/// Whether a read failed because the process is gone.
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::ENOENT | Errno::ESRCH)
+    )
+}
+
+/// A reusable read buffer.
+struct FileBuf {
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl Default for FileBuf {
+    fn default() -> Self {
+        Self {
+            data: vec![0; 4096],
+            len: 0,
+        }
+    }
+}
+
+impl FileBuf {
+    fn bytes(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+/// `ticks` of CPU time over `wall`, as a percentage of one core; 0 for an empty interval.
+fn percent(ticks: u64, wall: Duration, ticks_per_second: f64) -> f64 {
+    let wall = wall.as_secs_f64();
+    if wall <= 0.0 {
+        return 0.0;
+    }
+    ticks as f64 / ticks_per_second / wall * 100.0
+}
+
+/// Reads a whole small file relative to `dir` into `buf`. `/proc` files are generated on each
+/// read and a short read means the end, so a file that fits takes one `read`.
+fn read_at(dir: BorrowedFd<'_>, path: &str, buf: &mut FileBuf) -> io::Result<()> {
+    buf.len = 0;
+    let fd = openat(
+        dir,
+        path,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )?;
+    let mut file = File::from(fd);
+    loop {
+        if buf.len == buf.data.len() {
+            let bigger = buf.data.len() * 2;
+            if bigger > MAX_FILE_LEN {
+                return Err(io::Error::other("the file is too large"));
+            }
+            buf.data.resize(bigger, 0);
+        }
+        let room = buf.data.len() - buf.len;
+        match file.read(&mut buf.data[buf.len..]) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                buf.len += n;
+                if n < room {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Clock ticks per second of `stat`'s time fields.
+fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// `CLOCK_BOOTTIME`: the clock `stat`'s start times count from.
+fn boot_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec it is given, which lives on this stack.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    const TPS: u64 = 100;
+
+    /// One process of a fake `/proc` tree.
+    #[derive(Clone)]
+    struct Fake {
+        pid: u32,
+        ppid: u32,
+        comm: String,
+        state: char,
+        start_ticks: u64,
+        utime: u64,
+        stime: u64,
+        threads: u32,
+        rss_anon_kb: u64,
+        swap_kb: u64,
+        no_new_privs: bool,
+        seccomp: u8,
+        exe: Option<String>,
+        cmdline: Option<String>,
+        fds: u32,
+        pss_kb: u64,
+    }
+
+    fn fake(pid: u32, ppid: u32, exe: &str) -> Fake {
+        let name = exe.rsplit('/').next().unwrap();
+        Fake {
+            pid,
+            ppid,
+            comm: name.chars().take(15).collect(),
+            state: 'S',
+            start_ticks: 1000 + u64::from(pid),
+            utime: 0,
+            stime: 0,
+            threads: 1,
+            rss_anon_kb: u64::from(pid) * 10,
+            swap_kb: 0,
+            no_new_privs: false,
+            seccomp: 0,
+            exe: Some(exe.to_owned()),
+            cmdline: Some(format!("{exe}\0--flag\0")),
+            fds: 3,
+            pss_kb: u64::from(pid) * 20,
+        }
+    }
+
+    /// A `/proc`-like tree in a temporary directory.
+    struct FakeProc {
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeProc {
+        fn new() -> Self {
+            Self {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn path(&self, pid: u32) -> PathBuf {
+            self.dir.path().join(pid.to_string())
+        }
+
+        fn add(&self, p: &Fake) {
+            let dir = self.path(p.pid);
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("fd")).unwrap();
+            fs::write(
+                dir.join("stat"),
+                format!(
+                    "{pid} ({comm}) {state} {ppid} {pid} {pid} 0 -1 4194560 120 0 0 0 {ut} {st} 0 0 \
+                     20 0 {threads} 0 {start} 20000000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 \
+                     17 1 0 0 0 0 0\n",
+                    pid = p.pid,
+                    comm = p.comm,
+                    state = p.state,
+                    ppid = p.ppid,
+                    ut = p.utime,
+                    st = p.stime,
+                    threads = p.threads,
+                    start = p.start_ticks,
+                ),
+            )
+            .unwrap();
+            fs::write(
+                dir.join("status"),
+                format!(
+                    "Name:\t{comm}\nUmask:\t0022\nState:\t{state} (sleeping)\nPid:\t{pid}\nPPid:\t{ppid}\n\
+                     VmRSS:\t   99999 kB\nRssAnon:\t{anon:>8} kB\nRssFile:\t    1584 kB\n\
+                     VmSwap:\t{swap:>8} kB\nThreads:\t{threads}\nNoNewPrivs:\t{nnp}\nSeccomp:\t{sec}\n\
+                     Seccomp_filters:\t1\nCpus_allowed_list:\t0-1\n",
+                    comm = p.comm,
+                    state = p.state,
+                    pid = p.pid,
+                    ppid = p.ppid,
+                    anon = p.rss_anon_kb,
+                    swap = p.swap_kb,
+                    threads = p.threads,
+                    nnp = u8::from(p.no_new_privs),
+                    sec = p.seccomp,
+                ),
+            )
+            .unwrap();
+            fs::write(
+                dir.join("smaps_rollup"),
+                format!(
+                    "55d0-7ffc ---p 00000000 00:00 0   [rollup]\nRss:  {rss} kB\nPss:  {pss} kB\n\
+                     Pss_Anon:  1 kB\nPss_File:  2 kB\n",
+                    rss = p.pss_kb * 2,
+                    pss = p.pss_kb,
+                ),
+            )
+            .unwrap();
+            for fd in 0..p.fds {
+                fs::write(dir.join("fd").join(fd.to_string()), "").unwrap();
+            }
+            if let Some(exe) = &p.exe {
+                symlink(exe, dir.join("exe")).unwrap();
+            }
+            if let Some(cmdline) = &p.cmdline {
+                fs::write(dir.join("cmdline"), cmdline).unwrap();
+            }
+        }
+
+        fn monitor(&self) -> Monitor {
+            Monitor::with_root(self.dir.path(), TPS).unwrap()
+        }
+    }
+
+    const BROWSER: u32 = 100;
+
+    /// The browser (100); tab 1's renderer 200 with its web (201) and network (202) processes;
+    /// tab 2's renderer 300 with a web process 301 that has a child 302; a spare 400 with its web
+    /// process 401; an orphaned web process 500 under the browser; unrelated processes 600, 601.
+    fn standard_tree(fp: &FakeProc) {
+        let web = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/WebKitWebProcess";
+        let net = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/WebKitNetworkProcess";
+        fp.add(&fake(1, 0, "/sbin/init"));
+        fp.add(&fake(BROWSER, 1, "/opt/warren/browser"));
+        fp.add(&fake(200, BROWSER, "/opt/warren/renderer"));
+        fp.add(&fake(201, 200, web));
+        fp.add(&fake(202, 200, net));
+        fp.add(&fake(300, BROWSER, "/opt/warren/renderer"));
+        fp.add(&fake(301, 300, web));
+        fp.add(&fake(302, 301, "/usr/bin/gst-plugin-scanner"));
+        fp.add(&fake(400, BROWSER, "/opt/warren/renderer"));
+        fp.add(&fake(401, 400, web));
+        fp.add(&fake(500, BROWSER, web));
+        fp.add(&fake(600, 1, "/usr/bin/bash"));
+        fp.add(&fake(601, 600, web));
+        // Not a process: ignored.
+        fs::create_dir_all(fp.dir.path().join("sys")).unwrap();
+        fs::write(fp.dir.path().join("uptime"), "1.0 1.0\n").unwrap();
+    }
+
+    const RENDERERS: &[(TabId, u32)] = &[(TabId(1), 200), (TabId(2), 300)];
+
+    fn query(pss: bool) -> Query<'static> {
+        Query {
+            browser_pid: BROWSER,
+            renderers: RENDERERS,
+            spares: &[400],
+            pss,
+        }
+    }
+
+    fn at(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    fn summary(snap: &Snapshot) -> Vec<(u32, Kind, Option<u64>)> {
+        snap.processes
+            .iter()
+            .map(|r| (r.pid, r.kind, r.tab_id.map(|t| t.0)))
+            .collect()
+    }
+
+    #[test]
+    fn attributes_by_ancestry() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let snap = fp.monitor().refresh_at(&query(false), at(100)).unwrap();
+        assert_eq!(
+            summary(&snap),
+            vec![
+                (100, Kind::Browser, None),
+                (200, Kind::Renderer, Some(1)),
+                (201, Kind::Web, Some(1)),
+                (202, Kind::Network, Some(1)),
+                (300, Kind::Renderer, Some(2)),
+                (301, Kind::Web, Some(2)),
+                (302, Kind::Other, Some(2)),
+                (400, Kind::Spare, None),
+                (401, Kind::Web, None),
+                (500, Kind::Other, None),
+            ]
+        );
+        let web = snap.process(201).unwrap();
+        assert_eq!(web.name, "WebKitWebProcess");
+        assert_eq!(web.parent_pid, 200);
+        assert_eq!(web.depth, 2);
+        assert_eq!(web.memory_kb, Some(2010));
+        assert_eq!(web.pss_kb, None);
+        assert_eq!(web.threads, 1);
+        assert_eq!(web.fds, Some(3));
+        // Started at tick 1201 = 12.01 s after boot.
+        assert_eq!(web.uptime, at(100) - Duration::from_millis(12_010));
+        assert_eq!(snap.process(302).unwrap().depth, 3);
+        assert_eq!(snap.interval, None);
+
+        let tab1 = snap.tab(TabId(1)).unwrap();
+        assert_eq!(tab1.renderer_pid, 200);
+        assert_eq!(tab1.sum.processes, 3);
+        assert_eq!(tab1.sum.memory_kb, 2000 + 2010 + 2020);
+        assert_eq!(tab1.sum.pss_kb, None);
+        assert_eq!(tab1.sum.fds, 9);
+        assert_eq!(snap.tab(TabId(2)).unwrap().sum.processes, 3);
+        assert_eq!(snap.tabs.len(), 2);
+        assert_eq!(snap.total.processes, 10);
+        assert_eq!(snap.tab_rows(TabId(2)).count(), 3);
+    }
+
+    #[test]
+    fn pss_only_when_asked() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let mut monitor = fp.monitor();
+        let snap = monitor.refresh_at(&query(true), at(100)).unwrap();
+        assert_eq!(snap.process(202).unwrap().pss_kb, Some(4040));
+        assert_eq!(
+            snap.tab(TabId(1)).unwrap().sum.pss_kb,
+            Some(4000 + 4020 + 4040)
+        );
+        assert!(snap.pss);
+        let snap = monitor.refresh_at(&query(false), at(101)).unwrap();
+        assert!(snap.processes.iter().all(|r| r.pss_kb.is_none()));
+        assert_eq!(snap.total.pss_kb, None);
+    }
+
+    #[test]
+    fn json_has_the_protocol_fields() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let snap = fp.monitor().refresh_at(&query(false), at(100)).unwrap();
+        let json = snap.to_json(|tab| (tab == TabId(1)).then(|| "Example".to_owned()));
+        let rows = json["processes"].as_array().unwrap();
+        assert_eq!(rows.len(), 10);
+        for row in rows {
+            for key in [
+                "pid",
+                "parent_pid",
+                "kind",
+                "tab_id",
+                "title",
+                "memory_kb",
+                "pss_kb",
+                "cpu_percent",
+                "sandboxed",
+            ] {
+                assert!(row.get(key).is_some(), "{key} missing in {row}");
+            }
+        }
+        assert_eq!(rows[0]["kind"], "browser");
+        assert_eq!(rows[0]["title"], "Browser");
+        assert_eq!(rows[0]["tab_id"], Value::Null);
+        assert_eq!(rows[1]["title"], "Example");
+        assert_eq!(rows[1]["tab_id"], 1);
+        assert_eq!(rows[2]["kind"], "web");
+        assert_eq!(rows[2]["title"], "Example");
+        assert_eq!(rows[2]["memory_kb"], 2010);
+        assert_eq!(rows[2]["pss_kb"], Value::Null);
+        assert_eq!(rows[2]["sandboxed"], false);
+        assert_eq!(rows[4]["title"], "Tab 2");
+        assert_eq!(rows[7]["title"], "Spare renderer");
+        assert_eq!(rows[7]["kind"], "spare");
+        assert_eq!(rows[9]["title"], "WebKitWebProcess");
+        assert_eq!(rows[9]["kind"], "other");
+    }
+
+    #[test]
+    fn process_that_exits_mid_walk() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        // 201 was listed and its stat read, then it exited: its other files are gone. Its child
+        // 203 is still there, and belongs to tab 1 by the chain the walk saw.
+        let mut child = fake(203, 201, "/usr/bin/helper");
+        child.start_ticks = 5000;
+        fp.add(&child);
+        for file in ["status", "smaps_rollup", "cmdline", "exe"] {
+            let _ = fs::remove_file(fp.path(201).join(file));
+        }
+        fs::remove_dir_all(fp.path(201).join("fd")).unwrap();
+        // 300's directory vanished entirely: its children's parent is unknown, so they drop out.
+        fs::remove_dir_all(fp.path(300)).unwrap();
+        // 202 is listed but its stat is gone.
+        fs::remove_file(fp.path(202).join("stat")).unwrap();
+
+        let snap = fp.monitor().refresh_at(&query(true), at(100)).unwrap();
+        assert_eq!(
+            summary(&snap),
+            vec![
+                (100, Kind::Browser, None),
+                (200, Kind::Renderer, Some(1)),
+                (203, Kind::Other, Some(1)),
+                (400, Kind::Spare, None),
+                (401, Kind::Web, None),
+                (500, Kind::Other, None),
+            ]
+        );
+        assert_eq!(snap.tab(TabId(2)), None);
+        assert_eq!(snap.tab(TabId(1)).unwrap().sum.processes, 2);
+    }
+
+    #[test]
+    fn reused_pids_are_not_attributed() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        // Tab 3's renderer pid 700 exited and was reused by a process outside the browser.
+        fp.add(&fake(700, 600, "/opt/warren/renderer"));
+        fp.add(&fake(701, 700, "/usr/lib/WebKitWebProcess"));
+        // Tab 4 names pid 302, which lives deep in tab 2's tree: not a child of the browser.
+        // 203 claims parent 200 but started before it: its real parent died and 200 was reused.
+        let mut old = fake(203, 200, "/usr/lib/WebKitWebProcess");
+        old.start_ticks = 10;
+        fp.add(&old);
+        let renderers = [
+            (TabId(1), 200),
+            (TabId(2), 300),
+            (TabId(3), 700),
+            (TabId(4), 302),
+        ];
+        let q = Query {
+            browser_pid: BROWSER,
+            renderers: &renderers,
+            spares: &[],
+            pss: false,
+        };
+        let snap = fp.monitor().refresh_at(&q, at(100)).unwrap();
+        assert!(snap.process(700).is_none());
+        assert!(snap.process(701).is_none());
+        assert!(snap.process(203).is_none());
+        assert_eq!(snap.tab(TabId(3)), None);
+        assert_eq!(snap.tab(TabId(4)), None);
+        let deep = snap.process(302).unwrap();
+        assert_eq!((deep.kind, deep.tab_id), (Kind::Other, Some(TabId(2))));
+        // Without the spare listed, 400 is just another child of the browser.
+        let spare = snap.process(400).unwrap();
+        assert_eq!((spare.kind, spare.tab_id), (Kind::Other, None));
+        assert_eq!(snap.process(401).unwrap().kind, Kind::Other);
+    }
+
+    #[test]
+    fn foreign_processes_are_read_once_until_their_pid_is_reused() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let mut monitor = fp.monitor();
+        let first = monitor.refresh_at(&query(false), at(100)).unwrap();
+        assert_eq!(first.scan.listed, 13);
+        assert_eq!(first.scan.stat_reads, 13);
+        // Only the tree is read again: 1, 600 and 601 are known to be outside it.
+        let second = monitor.refresh_at(&query(false), at(101)).unwrap();
+        assert_eq!(second.scan.stat_reads, 10);
+        assert_eq!(summary(&second), summary(&first));
+
+        // 601 exits and a new web process of tab 1 gets its pid: a new /proc entry (inode), so
+        // it is read and found. (The old directory is removed only after the new one exists, as
+        // some file systems would hand its inode number straight to the next directory.)
+        let old = fp.dir.path().join("exited");
+        fs::rename(fp.path(601), &old).unwrap();
+        let mut reused = fake(601, 200, "/usr/lib/WebKitWebProcess");
+        reused.start_ticks = 9000;
+        fp.add(&reused);
+        fs::remove_dir_all(old).unwrap();
+        let third = monitor.refresh_at(&query(false), at(102)).unwrap();
+        assert_eq!(third.scan.stat_reads, 11);
+        let row = third.process(601).unwrap();
+        assert_eq!((row.kind, row.tab_id), (Kind::Web, Some(TabId(1))));
+
+        // Every FULL_SCAN_EVERY refreshes, everything is read.
+        let reads: Vec<usize> = (0..FULL_SCAN_EVERY)
+            .map(|i| {
+                let snap = monitor.refresh_at(&query(false), at(103 + i)).unwrap();
+                snap.scan.stat_reads
+            })
+            .collect();
+        assert_eq!(reads.iter().filter(|&&n| n == 13).count(), 1, "{reads:?}");
+        assert!(reads.iter().all(|&n| n == 11 || n == 13), "{reads:?}");
+    }
+
+    #[test]
+    fn unreadable_files_are_marked() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        // Tests may run as root, where permissions don't stop reads: make the files unreadable
+        // by type instead (reading a directory, readlink of a regular file, listing a file).
+        let dir = fp.path(201);
+        fs::remove_file(dir.join("status")).unwrap();
+        fs::create_dir(dir.join("status")).unwrap();
+        fs::remove_file(dir.join("smaps_rollup")).unwrap();
+        fs::create_dir(dir.join("smaps_rollup")).unwrap();
+        fs::remove_dir_all(dir.join("fd")).unwrap();
+        fs::write(dir.join("fd"), "").unwrap();
+        fs::remove_file(dir.join("exe")).unwrap();
+        fs::write(dir.join("exe"), "").unwrap();
+        // 202: no exe link and no cmdline (a kernel-thread-like process): named by comm.
+        let dir = fp.path(202);
+        fs::remove_file(dir.join("exe")).unwrap();
+        fs::remove_file(dir.join("cmdline")).unwrap();
+        fs::create_dir(dir.join("cmdline")).unwrap();
+        // Garbage in 301's status and in 500's stat.
+        fs::write(fp.path(301).join("status"), b"\xff\xfe RssAnon: lots\n\0\0").unwrap();
+        fs::write(fp.path(500).join("stat"), b"500 (x").unwrap();
+
+        let snap = fp.monitor().refresh_at(&query(true), at(100)).unwrap();
+        let web = snap.process(201).unwrap();
+        assert_eq!(web.memory_kb, None);
+        assert_eq!(web.pss_kb, None);
+        assert_eq!(web.fds, None);
+        assert!(!web.sandboxed);
+        // exe unreadable: argv[0] from cmdline still classifies it.
+        assert_eq!(
+            (web.kind, web.name.as_str()),
+            (Kind::Web, "WebKitWebProcess")
+        );
+        let net = snap.process(202).unwrap();
+        assert_eq!(
+            (net.kind, net.name.as_str()),
+            (Kind::Other, "WebKitNetworkPr")
+        );
+        assert_eq!(snap.process(301).unwrap().memory_kb, None);
+        assert!(snap.process(500).is_none());
+        // The unknown figures count as zero in the sums.
+        assert_eq!(snap.tab(TabId(1)).unwrap().sum.memory_kb, 2000 + 2020);
+    }
+
+    #[test]
+    fn zombies_are_skipped() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let mut zombie = fake(204, 200, "/usr/lib/WebKitWebProcess");
+        zombie.state = 'Z';
+        fp.add(&zombie);
+        let mut dead = fake(205, 200, "/usr/lib/WebKitWebProcess");
+        dead.state = 'X';
+        fp.add(&dead);
+        let snap = fp.monitor().refresh_at(&query(false), at(100)).unwrap();
+        assert!(snap.process(204).is_none());
+        assert!(snap.process(205).is_none());
+        assert_eq!(snap.tab(TabId(1)).unwrap().sum.processes, 3);
+    }
+
+    #[test]
+    fn cpu_percent_over_the_interval() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let mut browser = fake(BROWSER, 1, "/opt/warren/browser");
+        browser.start_ticks = 100;
+        fp.add(&browser);
+        let mut renderer = fake(200, BROWSER, "/opt/warren/renderer");
+        renderer.start_ticks = 500;
+        renderer.utime = 1200;
+        renderer.stime = 700;
+        fp.add(&renderer);
+        let mut monitor = fp.monitor();
+
+        // First sample: the average since the start (19 s of CPU over 95 s).
+        let snap = monitor.refresh_at(&query(false), at(100)).unwrap();
+        let row = snap.process(200).unwrap();
+        assert!((row.cpu_percent - 20.0).abs() < 1e-9, "{}", row.cpu_percent);
+        assert_eq!(snap.process(201).unwrap().cpu_percent, 0.0);
+
+        // 1.5 s of CPU in 2 s.
+        renderer.utime += 100;
+        renderer.stime += 50;
+        fp.add(&renderer);
+        let mut web = fake(201, 200, "/usr/lib/WebKitWebProcess");
+        web.utime = 400;
+        fp.add(&web);
+        let snap = monitor.refresh_at(&query(false), at(102)).unwrap();
+        assert_eq!(snap.interval, Some(at(2)));
+        let row = snap.process(200).unwrap();
+        assert!((row.cpu_percent - 75.0).abs() < 1e-9, "{}", row.cpu_percent);
+        // Several busy threads: more than one core.
+        assert!((snap.process(201).unwrap().cpu_percent - 200.0).abs() < 1e-9);
+        let tab = snap.tab(TabId(1)).unwrap();
+        assert!((tab.sum.cpu_percent - 275.0).abs() < 1e-9);
+
+        // 200 ms later: too short to measure in ticks, so the last values repeat; the new ticks
+        // count in the next interval, which still starts at 102 s.
+        let short = Duration::from_millis(102_200);
+        renderer.utime += 100;
+        fp.add(&renderer);
+        let snap = monitor.refresh_at(&query(false), short).unwrap();
+        assert!((snap.process(200).unwrap().cpu_percent - 75.0).abs() < 1e-9);
+        let snap = monitor.refresh_at(&query(false), at(103)).unwrap();
+        let row = snap.process(200).unwrap();
+        assert!(
+            (row.cpu_percent - 100.0).abs() < 1e-9,
+            "{}",
+            row.cpu_percent
+        );
+        assert_eq!(snap.process(201).unwrap().cpu_percent, 0.0);
+
+        // The pid is reused by a new process (started at 103 s, 0.5 s of CPU): no delta against
+        // the old counters, which were larger. The old process's children started before the new
+        // one, so they are no longer its children.
+        let mut reused = fake(200, BROWSER, "/opt/warren/renderer");
+        reused.start_ticks = 10_300;
+        reused.utime = 50;
+        fp.add(&reused);
+        let snap = monitor.refresh_at(&query(false), at(104)).unwrap();
+        let row = snap.process(200).unwrap();
+        assert!((row.cpu_percent - 50.0).abs() < 1e-9, "{}", row.cpu_percent);
+        assert!(snap.process(201).is_none() && snap.process(202).is_none());
+        // No time passed: the last values, not a division by zero.
+        let snap = monitor.refresh_at(&query(false), at(104)).unwrap();
+        assert!((snap.process(200).unwrap().cpu_percent - 50.0).abs() < 1e-9);
+        assert_eq!(snap.process(BROWSER).unwrap().cpu_percent, 0.0);
+        // The clock went backwards: no panic, no negative values.
+        let snap = monitor.refresh_at(&query(false), at(50)).unwrap();
+        assert!(snap.processes.iter().all(|r| r.cpu_percent >= 0.0));
+    }
+
+    #[test]
+    fn names_with_spaces_and_parentheses() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let mut odd = fake(206, 200, "/tmp/x/WebKitWebProcess");
+        odd.comm = ") (x y) ((".to_owned();
+        odd.threads = 7;
+        odd.start_ticks = 4242;
+        fp.add(&odd);
+        let stat = fs::read(fp.path(206).join("stat")).unwrap();
+        let parsed = parse_stat(&stat).unwrap();
+        assert_eq!(parsed.comm.as_bytes(), b") (x y) ((");
+        assert_eq!(
+            (
+                parsed.ppid,
+                parsed.threads,
+                parsed.start_ticks,
+                parsed.state
+            ),
+            (200, 7, 4242, b'S')
+        );
+        let snap = fp.monitor().refresh_at(&query(false), at(100)).unwrap();
+        let row = snap.process(206).unwrap();
+        assert_eq!(
+            (row.kind, row.tab_id, row.threads),
+            (Kind::Web, Some(TabId(1)), 7)
+        );
+        assert!(parse_stat(b"1 (no close paren S 0").is_none());
+        assert!(parse_stat(b"1 ) ( S 0 0 0").is_none());
+        assert!(parse_stat(b"").is_none());
+    }
+
+    #[test]
+    fn exec_is_noticed_and_deleted_binaries_named() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let mut monitor = fp.monitor();
+        // 203 was forked by the renderer and has not exec'd yet.
+        let mut child = fake(203, 200, "/opt/warren/renderer");
+        child.start_ticks = 3000;
+        fp.add(&child);
+        let snap = monitor.refresh_at(&query(false), at(100)).unwrap();
+        assert_eq!(snap.process(203).unwrap().kind, Kind::Other);
+        // Now it has: same pid and start time, new comm and exe (since replaced on disk).
+        child.exe = Some("/usr/lib/WebKitNetworkProcess (deleted)".to_owned());
+        child.comm = "WebKitNetworkPr".to_owned();
+        fp.add(&child);
+        let snap = monitor.refresh_at(&query(false), at(101)).unwrap();
+        let row = snap.process(203).unwrap();
+        assert_eq!(
+            (row.kind, row.name.as_str()),
+            (Kind::Network, "WebKitNetworkProcess")
+        );
+    }
+
+    #[test]
+    fn sandbox_needs_every_layer() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let mut full = fake(200, BROWSER, "/opt/warren/renderer");
+        full.no_new_privs = true;
+        full.seccomp = 2;
+        fp.add(&full);
+        let mut strict = fake(201, 200, "/usr/lib/WebKitWebProcess");
+        strict.no_new_privs = true;
+        strict.seccomp = 1;
+        fp.add(&strict);
+        let mut no_nnp = fake(202, 200, "/usr/lib/WebKitNetworkProcess");
+        no_nnp.seccomp = 2;
+        fp.add(&no_nnp);
+        let snap = fp.monitor().refresh_at(&query(false), at(100)).unwrap();
+        let renderer = snap.process(200).unwrap();
+        assert!(renderer.sandboxed);
+        assert_eq!(
+            renderer.sandbox,
+            Sandbox {
+                no_new_privs: true,
+                seccomp_filter: true
+            }
+        );
+        assert!(!snap.process(201).unwrap().sandboxed);
+        assert!(!snap.process(202).unwrap().sandboxed);
+    }
+
+    #[test]
+    fn errors_without_proc_or_browser() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Monitor::with_root(dir.path().join("missing"), TPS),
+            Err(ProcsError::List { .. })
+        ));
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let q = Query {
+            browser_pid: 4321,
+            ..query(false)
+        };
+        let err = fp.monitor().refresh_at(&q, at(1)).unwrap_err();
+        assert!(err.to_string().contains("4321"), "{err}");
+    }
+
+    #[test]
+    fn a_cycle_in_a_torn_listing_terminates() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        // Two processes naming each other as parent, with the same start time.
+        let mut a = fake(800, 801, "/bin/a");
+        let mut b = fake(801, 800, "/bin/b");
+        a.start_ticks = 7;
+        b.start_ticks = 7;
+        fp.add(&a);
+        fp.add(&b);
+        let q = Query {
+            browser_pid: 800,
+            ..query(false)
+        };
+        let snap = fp.monitor().refresh_at(&q, at(1)).unwrap();
+        assert_eq!(snap.processes.len(), 2);
+    }
+
+    #[test]
+    fn measures_this_process_in_the_real_proc() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let child_pid = child.id();
+        let renderers = [(TabId(9), child_pid)];
+        let q = Query {
+            browser_pid: me,
+            renderers: &renderers,
+            spares: &[],
+            pss: true,
+        };
+        let mut monitor = Monitor::new().unwrap();
+        let first = monitor.refresh(&q);
+        let snap = monitor.refresh(&q);
+        let found = descendants(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        let (first, snap) = (first.unwrap(), snap.unwrap());
+        assert!(first.interval.is_none());
+        assert!(snap.interval.is_some());
+
+        let browser = &snap.processes[0];
+        assert_eq!((browser.pid, browser.kind), (me, Kind::Browser));
+        assert!(browser.threads >= 1);
+        assert!(browser.fds.is_some_and(|n| n >= 3), "{:?}", browser.fds);
+        assert!(browser.pss_kb.is_some_and(|kb| kb > 0));
+        assert!(browser.uptime < Duration::from_secs(3600));
+        let status = fs::read_to_string(format!("/proc/{me}/status")).unwrap();
+        let independent = parse_status(status.as_bytes());
+        let expected = independent.rss_anon_kb.unwrap() + independent.swap_kb.unwrap_or(0);
+        let measured = browser.memory_kb.unwrap();
+        assert!(
+            measured.abs_diff(expected) * 10 <= expected,
+            "{measured} vs {expected}"
+        );
+
+        let renderer = snap.process(child_pid).unwrap();
+        assert_eq!(renderer.kind, Kind::Renderer);
+        assert_eq!(renderer.tab_id, Some(TabId(9)));
+        assert_eq!(renderer.parent_pid, me);
+        assert_eq!(renderer.name, "sleep");
+        assert!(renderer.cpu_percent.is_finite() && renderer.cpu_percent >= 0.0);
+        assert!(renderer.memory_kb.is_some());
+        assert_eq!(snap.tab(TabId(9)).unwrap().sum.processes, 1);
+
+        assert!(found.contains(&child_pid), "{found:?}");
+    }
+}
