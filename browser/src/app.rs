@@ -39,6 +39,9 @@ const EVENTS_PER_WAKE: usize = 256;
 /// How long a closing renderer gets to exit on its own before its tree is killed.
 const CLOSE_GRACE: Duration = Duration::from_millis(800);
 
+/// The crash notice of a renderer whose socket closed, until the reaper says how it ended.
+const UNEXPECTED_EXIT: &str = "The renderer process ended unexpectedly.";
+
 /// How often timers (pings, grace periods) are checked.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -74,6 +77,8 @@ pub fn termination_signals() -> nix::sys::signal::SigSet {
 /// A tab's live renderer.
 struct Live {
     host: RendererHost,
+    /// The view exists (its `Ready` arrived), so it covers the content area when active.
+    ready: bool,
     pings: PingTracker,
     evals: HashMap<u64, Sender<Reply>>,
 }
@@ -518,15 +523,34 @@ impl App {
         let mut actions = Vec::new();
         let tabs = &self.tabs;
         let chrome_state = &mut self.chrome;
+        let covered = self
+            .tabs
+            .active()
+            .and_then(|id| self.live.get(&id))
+            .is_some_and(|l| l.ready);
         gui.egui.run(&gui.window.window, |ui| {
-            actions = chrome::draw(ui, tabs, chrome_state);
+            actions = chrome::draw(ui, tabs, chrome_state, covered);
         });
         let pixels_per_point = gui.egui.egui_ctx.pixels_per_point();
+        let size = gui.window.window.inner_size();
+        let chrome_height = self.content.y.clamp(0, size.height as i32);
         unsafe {
-            use egui_glow::glow::HasContext;
+            use egui_glow::glow::{self, HasContext};
             // SAFETY: the GL context is current on this thread.
-            gui.window.gl.clear_color(0.94, 0.94, 0.94, 1.0);
-            gui.window.gl.clear(egui_glow::glow::COLOR_BUFFER_BIT);
+            let gl = &gui.window.gl;
+            gl.clear_color(0.94, 0.94, 0.94, 1.0);
+            if covered {
+                // Only the chrome is visible; GL's origin is the bottom left.
+                gl.enable(glow::SCISSOR_TEST);
+                gl.scissor(
+                    0,
+                    size.height as i32 - chrome_height,
+                    size.width as i32,
+                    chrome_height,
+                );
+            }
+            gl.clear(glow::COLOR_BUFFER_BIT);
+            gl.disable(glow::SCISSOR_TEST);
         }
         gui.egui.paint(&gui.window.window);
         gui.window.swap_buffers();
@@ -619,6 +643,7 @@ impl App {
                     id,
                     Live {
                         host,
+                        ready: false,
                         pings: PingTracker::new(Instant::now()),
                         evals: HashMap::new(),
                     },
@@ -784,7 +809,6 @@ impl App {
         if self.quitting {
             event_loop.exit();
         }
-        self.request_redraw();
     }
 
     fn renderer_event(&mut self, id: TabId, event: HostEvent) {
@@ -795,7 +819,7 @@ impl App {
             }
             HostEvent::Disconnected => {
                 let pid = self.live.get(&id).map(|l| l.host.pid());
-                self.mark_crashed(id, "The renderer process ended unexpectedly.".into());
+                self.mark_crashed(id, UNEXPECTED_EXIT.into());
                 if let Some(pid) = pid {
                     self.awaiting_reap.insert(pid, id);
                 }
@@ -804,6 +828,13 @@ impl App {
     }
 
     fn renderer_message(&mut self, id: TabId, msg: RendererToBrowser) {
+        if !matches!(
+            msg,
+            RendererToBrowser::Pong { .. } | RendererToBrowser::EvalResult { .. }
+        ) {
+            // Everything else may change what the chrome shows.
+            self.request_redraw();
+        }
         let active = self.tabs.active() == Some(id);
         let Some(tab) = self.tabs.get_mut(id) else {
             return;
@@ -811,6 +842,9 @@ impl App {
         match msg {
             RendererToBrowser::Hello { .. } => {}
             RendererToBrowser::Ready => {
+                if let Some(live) = self.live.get_mut(&id) {
+                    live.ready = true;
+                }
                 if active && tab.url != NEW_TAB_URL && !self.chrome.editing {
                     self.send(id, BrowserToRenderer::Focus);
                 }
@@ -890,8 +924,9 @@ impl App {
             self.mark_crashed(id, format!("The renderer process {how}."));
         } else if let Some(id) = self.awaiting_reap.remove(&pid) {
             if let Some(tab) = self.tabs.get_mut(id) {
-                if tab.crash.as_deref() == Some("The renderer process ended unexpectedly.") {
+                if tab.crash.as_deref() == Some(UNEXPECTED_EXIT) {
                     tab.crash = Some(format!("The renderer process {how}."));
+                    self.request_redraw();
                 }
             }
         }

@@ -44,7 +44,13 @@ pub struct ChromeState {
 }
 
 /// Draws the chrome and returns the user's actions.
-pub fn draw(ui: &mut egui::Ui, tabs: &TabStrip, state: &mut ChromeState) -> Vec<Action> {
+/// `covered` says that the active tab's view covers the content area, so nothing is painted there.
+pub fn draw(
+    ui: &mut egui::Ui,
+    tabs: &TabStrip,
+    state: &mut ChromeState,
+    covered: bool,
+) -> Vec<Action> {
     let mut actions = Vec::new();
     egui::Panel::top("tab_strip")
         .exact_size(TAB_STRIP_HEIGHT)
@@ -62,8 +68,14 @@ pub fn draw(ui: &mut egui::Ui, tabs: &TabStrip, state: &mut ChromeState) -> Vec<
                 .inner_margin(egui::Margin::symmetric(6, 6)),
         )
         .show(ui, |ui| toolbar(ui, tabs, state, &mut actions));
+    // Under a view the content area is never seen: painting it would only cost CPU (software GL).
+    let fill = if covered {
+        Color32::TRANSPARENT
+    } else {
+        Color32::WHITE
+    };
     egui::CentralPanel::default()
-        .frame(egui::Frame::NONE.fill(Color32::WHITE))
+        .frame(egui::Frame::NONE.fill(fill))
         .show(ui, |ui| {
             state.content_rect = Some(ui.max_rect());
             if let Some(tab) = tabs.active_tab() {
