@@ -79,6 +79,7 @@ struct Live {
     host: RendererHost,
     /// The view exists (its `Ready` arrived), so it covers the content area when active.
     ready: bool,
+    popups: validate::PopupLimiter,
     pings: PingTracker,
     evals: HashMap<u64, Sender<Reply>>,
 }
@@ -644,6 +645,7 @@ impl App {
                     Live {
                         host,
                         ready: false,
+                        popups: validate::PopupLimiter::new(Instant::now()),
                         pings: PingTracker::new(Instant::now()),
                         evals: HashMap::new(),
                     },
@@ -869,12 +871,20 @@ impl App {
                 tab.can_go_back = can_go_back;
                 tab.can_go_forward = can_go_forward;
             }
-            RendererToBrowser::OpenTab { url } => match validate::check_open_tab(&url, &tab.url) {
-                Ok(()) => {
-                    self.open_tab(url, false);
+            RendererToBrowser::OpenTab { url } => {
+                let allowed = validate::check_open_tab(&url, &tab.url);
+                let within_limit = self
+                    .live
+                    .get_mut(&id)
+                    .is_some_and(|l| l.popups.allow(Instant::now()));
+                match allowed {
+                    Ok(()) if within_limit => {
+                        self.open_tab(url, false);
+                    }
+                    Ok(()) => log::warn!("tab {id}: too many new tabs requested; dropped one"),
+                    Err(e) => log::warn!("tab {id}: refused to open a tab: {e}"),
                 }
-                Err(e) => log::warn!("tab {id}: refused to open a tab: {e}"),
-            },
+            }
             RendererToBrowser::EvalResult { request, result } => {
                 let Some(reply) = self
                     .live

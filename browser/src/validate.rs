@@ -204,6 +204,41 @@ fn truncated(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Limits how many tabs one renderer may open: a burst of [`POPUP_BURST`], then one every
+/// [`POPUP_INTERVAL`]. Requests beyond it are dropped, not treated as violations, since an
+/// ordinary page can call `window.open` in a loop; but a renderer cannot fork-bomb the machine
+/// with tabs (each costs three processes).
+#[derive(Debug)]
+pub struct PopupLimiter {
+    tokens: f64,
+    last: Instant,
+}
+
+pub const POPUP_BURST: u32 = 5;
+pub const POPUP_INTERVAL: Duration = Duration::from_secs(2);
+
+impl PopupLimiter {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            tokens: f64::from(POPUP_BURST),
+            last: now,
+        }
+    }
+
+    /// Whether a tab may be opened now.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens =
+            (self.tokens + elapsed / POPUP_INTERVAL.as_secs_f64()).min(f64::from(POPUP_BURST));
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
 /// How long a renderer may take to say Hello before it is ended.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -346,6 +381,16 @@ mod tests {
             .map(|i| v.check(&frame(1, RendererToBrowser::Pong { seq: i }), now))
             .find(Result::is_err);
         assert_eq!(err, Some(Err(Violation::Flood(RATE_PER_SECOND))));
+    }
+
+    #[test]
+    fn popups_are_limited_to_a_burst_then_a_trickle() {
+        let t0 = Instant::now();
+        let mut p = PopupLimiter::new(t0);
+        let allowed = (0..100).filter(|_| p.allow(t0)).count();
+        assert_eq!(allowed, POPUP_BURST as usize);
+        assert!(!p.allow(t0 + POPUP_INTERVAL / 2));
+        assert!(p.allow(t0 + POPUP_INTERVAL * 2));
     }
 
     #[test]
