@@ -242,7 +242,11 @@ impl TaskView {
             });
 
         egui::CentralPanel::default()
-            .frame(egui::Frame::NONE.fill(Color32::WHITE))
+            .frame(
+                egui::Frame::NONE
+                    .fill(Color32::WHITE)
+                    .inner_margin(egui::Margin::symmetric(8, 4)),
+            )
             .show(ui, |ui| {
                 let table_rect = ui.max_rect();
                 if ui.rect_contains_pointer(table_rect)
@@ -252,6 +256,7 @@ impl TaskView {
                 }
                 let mut header_clicked = None;
                 let mut table = TableBuilder::new(ui)
+                    .auto_shrink([false, false])
                     .striped(true)
                     .sense(Sense::click())
                     .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
