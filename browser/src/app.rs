@@ -117,6 +117,19 @@ fn create_focus_proxy(event_loop: &ActiveEventLoop, parent: &Window) -> Option<(
     Some((proxy, xid))
 }
 
+/// Which reader a process measurement is for (see [`App::monitors`]).
+#[derive(Clone, Copy)]
+enum Reader {
+    Window,
+    Control,
+}
+
+#[derive(Default)]
+struct Monitors {
+    window: Option<procs::Monitor>,
+    control: Option<procs::Monitor>,
+}
+
 /// The Task Manager's own top-level window.
 struct TaskManagerWindow {
     window: GlWindow,
@@ -144,8 +157,10 @@ struct App {
     awaiting_reap: HashMap<u32, TabId>,
     chrome: ChromeState,
     task_manager: Option<TaskManagerWindow>,
-    /// Measures the process tree for the Task Manager and `task_manager`; made on first use.
-    monitor: Option<procs::Monitor>,
+    /// Measure the process tree for the Task Manager window and for `task_manager`; made on
+    /// first use. Two monitors, because CPU % is over the interval since the same reader's
+    /// previous reading: the window's once-a-second refresh must not shorten a client's interval.
+    monitors: Monitors,
     content: Bounds,
     next_eval: u64,
     repaint_at: Option<Instant>,
@@ -277,7 +292,7 @@ pub fn run(options: Options) -> Result<(), String> {
         awaiting_reap: HashMap::new(),
         chrome: ChromeState::default(),
         task_manager: None,
-        monitor: None,
+        monitors: Monitors::default(),
         content: Bounds::default(),
         next_eval: 1,
         repaint_at: None,
@@ -1019,6 +1034,7 @@ impl App {
     }
 
     fn close_task_manager(&mut self) {
+        self.monitors.window = None;
         if let Some(mut tm) = self.task_manager.take() {
             tm.window.make_current();
             tm.egui.destroy();
@@ -1100,17 +1116,19 @@ impl App {
     }
 
     /// Measures the browser's process tree now.
-    fn snapshot(&mut self, pss: bool) -> Result<procs::Snapshot, String> {
+    fn snapshot(&mut self, reader: Reader, pss: bool) -> Result<procs::Snapshot, String> {
         let renderers: Vec<(TabId, u32)> = self
             .live
             .iter()
             .map(|(id, l)| (*id, l.host.pid()))
             .collect();
-        let monitor = match &mut self.monitor {
+        let slot = match reader {
+            Reader::Window => &mut self.monitors.window,
+            Reader::Control => &mut self.monitors.control,
+        };
+        let monitor = match slot {
             Some(monitor) => monitor,
-            None => self
-                .monitor
-                .insert(procs::Monitor::new().map_err(|e| e.to_string())?),
+            None => slot.insert(procs::Monitor::new().map_err(|e| e.to_string())?),
         };
         let query = procs::Query {
             browser_pid: std::process::id(),
@@ -1124,7 +1142,7 @@ impl App {
     /// The Task Manager's rows: the browser, every tab in strip order (its tree summed), and any
     /// stray process of the browser's tree.
     fn task_rows(&mut self, pss: bool) -> Vec<TaskRow> {
-        let snapshot = match self.snapshot(pss) {
+        let snapshot = match self.snapshot(Reader::Window, pss) {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 log::warn!("cannot measure processes: {e}");
@@ -1399,7 +1417,7 @@ impl App {
             }
             Command::Eval { .. } => unreachable!("eval is answered asynchronously"),
             Command::TaskManager => {
-                let snapshot = self.snapshot(true)?;
+                let snapshot = self.snapshot(Reader::Control, true)?;
                 let tabs = &self.tabs;
                 Ok(snapshot.to_json(|id| tabs.get(id).map(|t| t.label().to_owned())))
             }

@@ -15,11 +15,15 @@ use winit::event_loop::ActiveEventLoop;
 use winit::window::{Window, WindowAttributes};
 
 /// A window and the GL context current on it.
+///
+/// Fields drop in declaration order: the GL surface and context must go before the X window they
+/// draw into (destroying a GLX window whose X window is gone is an X error, which winit reports
+/// when the event loop ends).
 pub struct GlWindow {
-    pub window: Window,
-    context: PossiblyCurrentContext,
-    surface: Surface<WindowSurface>,
     pub gl: Arc<glow::Context>,
+    surface: Surface<WindowSurface>,
+    context: PossiblyCurrentContext,
+    pub window: Window,
 }
 
 impl GlWindow {
