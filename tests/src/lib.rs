@@ -1,0 +1,226 @@
+//! Harness for Warren's end-to-end tests: fresh binaries, a private Xvfb, the browser driven over its control socket, /proc and screenshots.
+//!
+//! Every test starts its own [`Xvfb`] (which also takes a process-wide lock, so tests of one
+//! binary never overlap) and its own [`Browser`] with a temporary profile and control socket.
+//! Everything a test starts is stopped in `Drop`, by pid and process group, never by name. A
+//! failing test prints the browser's log and saves a screenshot under
+//! `target/warren-test-artifacts/`.
+
+pub mod browser;
+pub mod http;
+pub mod procs;
+pub mod xvfb;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+pub use browser::{run_browser_once, Browser, BrowserOpts, Ctl, OnceOutput};
+pub use http::{solid_page, HttpServer};
+pub use procs::{descendants, process_tree, Proc};
+pub use xvfb::{request_close, screenshot, window_png, windows, xdotool, Image, XWindow, Xvfb};
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Where failing tests leave screenshots.
+pub fn artifacts_dir() -> PathBuf {
+    workspace_root()
+        .join("target")
+        .join("warren-test-artifacts")
+}
+
+/// How long a page may take to load in a test (a cold renderer + WebKit start on 2 cores).
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The points of the screen that lie well inside the content area of the 1024x768 browser window
+/// (below the chrome, which is at most 80 px tall), for pixel checks.
+pub const CONTENT_POINTS: [(u32, u32); 9] = [
+    (100, 300),
+    (500, 300),
+    (900, 300),
+    (100, 500),
+    (500, 500),
+    (900, 500),
+    (100, 700),
+    (500, 700),
+    (900, 700),
+];
+
+/// The live WebKitWebProcess processes below a renderer.
+pub fn web_processes(renderer_pid: i32) -> Vec<Proc> {
+    descendants(renderer_pid)
+        .into_iter()
+        .filter(Proc::is_webkit_web_process)
+        .collect()
+}
+
+/// Waits (up to 30 s) until a renderer has a WebKitWebProcess below it and returns the
+/// renderer's whole live tree (renderer first). Panics with the tree otherwise.
+pub fn wait_web_process(renderer_pid: i32) -> Vec<Proc> {
+    let found = wait_until(Duration::from_secs(30), || {
+        let tree = process_tree(renderer_pid);
+        tree.iter().any(Proc::is_webkit_web_process).then_some(tree)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "renderer {renderer_pid} has no WebKitWebProcess below it after 30 s; its tree:\n{}",
+            procs::describe(&process_tree(renderer_pid))
+        )
+    })
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or `timeout` passes (then `None`). `f` runs at
+/// least once, and once more at the deadline.
+pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The lock that keeps end-to-end tests of one test binary from running at the same time (each
+/// runs a browser with several WebKit processes; the machines have 2 cores). A test that failed
+/// while holding it does not poison it for the next one.
+pub fn serial_lock() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The directory with the `browser` and `renderer` binaries: `$WARREN_BIN_DIR`, else the
+/// workspace's `target/release/`.
+pub fn bin_dir() -> PathBuf {
+    match std::env::var_os("WARREN_BIN_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_root().join("target").join("release"),
+    }
+}
+
+/// The path of one of Warren's binaries (`browser`, `renderer`), checked to exist and to be newer
+/// than every Rust source it is built from. Panics with what to do otherwise.
+pub fn bin_path(name: &str) -> PathBuf {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(|| check_binaries(&bin_dir(), &["browser", "renderer"]));
+    if let Err(why) = checked {
+        panic!("{why}");
+    }
+    bin_dir().join(name)
+}
+
+/// The source directories (relative to the workspace) each binary is built from.
+fn sources_of(name: &str) -> &'static [&'static str] {
+    match name {
+        "browser" => &["browser/src", "ipc/src"],
+        "renderer" => &["renderer/src", "ipc/src"],
+        "hostile-renderer" => &["tests/src/bin", "ipc/src"],
+        _ => &["ipc/src"],
+    }
+}
+
+/// Checks that each binary exists and is not older than the newest `.rs` file it is built from
+/// (cargo relinks a binary whenever one of those changes, and leaves it alone otherwise).
+fn check_binaries(dir: &Path, names: &[&str]) -> Result<(), String> {
+    let root = workspace_root();
+    for name in names {
+        let path = dir.join(name);
+        let meta = std::fs::metadata(&path).map_err(|e| {
+            format!(
+                "the end-to-end tests need {} ({e}). Build the binaries first: run `make test` \
+                 (or `cargo build --release --bins`), or point WARREN_BIN_DIR at them.",
+                path.display()
+            )
+        })?;
+        let built = meta
+            .modified()
+            .map_err(|e| format!("mtime of {}: {e}", path.display()))?;
+        let newest = sources_of(name)
+            .iter()
+            .filter_map(|s| newest_rs(&root.join(s)))
+            .max_by_key(|(t, _)| *t);
+        if let Some((source_time, source)) = &newest {
+            if built < *source_time {
+                return Err(format!(
+                    "{} is older than {}: the tests would run a stale binary. Run `make test` \
+                     (it builds with `cargo build --release --bins` first).",
+                    path.display(),
+                    source.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The newest `.rs` file under `dir` and its modification time.
+fn newest_rs(dir: &Path) -> Option<(SystemTime, PathBuf)> {
+    let mut best: Option<(SystemTime, PathBuf)> = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                if let Ok(t) = meta.modified() {
+                    if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                        best = Some((t, path));
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_returns_value_or_none() {
+        let mut n = 0;
+        assert_eq!(
+            wait_until(Duration::from_secs(5), || {
+                n += 1;
+                (n == 3).then_some(n)
+            }),
+            Some(3)
+        );
+        assert_eq!(wait_until(Duration::from_millis(200), || None::<()>), None);
+    }
+
+    #[test]
+    fn missing_binary_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = check_binaries(dir.path(), &["browser"]).unwrap_err();
+        assert!(err.contains("make test"), "{err}");
+    }
+
+    #[test]
+    fn stale_binary_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("browser");
+        std::fs::write(&bin, b"").unwrap();
+        let old = std::fs::File::options().write(true).open(&bin).unwrap();
+        old.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1))
+            .unwrap();
+        let err = check_binaries(dir.path(), &["browser"]).unwrap_err();
+        assert!(err.contains("stale"), "{err}");
+    }
+}

@@ -1,0 +1,200 @@
+//! End-to-end: renderers that break the up-channel contract end up crashed while the browser stays up and responsive.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use warren_tests::procs::{describe, rss_kb};
+use warren_tests::{wait_until, Browser, BrowserOpts, HttpServer, Proc, Xvfb};
+
+/// Every hostile mode, one tab each.
+const MODES: [&str; 10] = [
+    "garbage",
+    "oversize",
+    "fds",
+    "flood",
+    "silent",
+    "wrong-tab",
+    "bad-server-name",
+    "bad-server-name-dotdot",
+    "bad-server-name-symlink",
+    "bad-scheme",
+];
+
+/// How long a request may take while hostile renderers attack; far above a healthy reply, far
+/// below the 15 s at which the harness gives up on the connection.
+const PROMPT: Duration = Duration::from_secs(3);
+
+#[test]
+fn hostile_renderers_crash_only_their_tabs() {
+    let x = Xvfb::start();
+    let http = HttpServer::start();
+    let page = http.html("/p", "<!doctype html><title>p</title>");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let queue = scratch.path().join("queue");
+    std::fs::create_dir_all(&queue).unwrap();
+    for (i, mode) in MODES.iter().enumerate() {
+        std::fs::write(queue.join(format!("{i:02}-{mode}")), "").unwrap();
+    }
+    let b = Browser::start(
+        &x,
+        BrowserOpts {
+            renderer: Some(env!("CARGO_BIN_EXE_hostile-renderer").into()),
+            urls: vec![page.clone()],
+            env: vec![
+                (
+                    "WARREN_HOSTILE_MODE".into(),
+                    format!("queue:{}", queue.display()),
+                ),
+                (
+                    "WARREN_HOSTILE_OUTSIDE_DIR".into(),
+                    scratch.path().join("outside").display().to_string(),
+                ),
+            ],
+            ..Default::default()
+        },
+    );
+    let rss_before = rss_kb(b.pid()).unwrap_or(0);
+    let mut tabs = b.tab_ids();
+    assert_eq!(tabs.len(), 1);
+    let mut worst = Duration::ZERO;
+    let mut timed = |what: &str, f: &mut dyn FnMut() -> Value| {
+        let start = Instant::now();
+        let v = f();
+        let took = start.elapsed();
+        worst = worst.max(took);
+        assert!(
+            took < PROMPT,
+            "`{what}` took {took:?} while hostile renderers ran"
+        );
+        v
+    };
+    for _ in 1..MODES.len() {
+        let r = timed("new_tab", &mut || {
+            b.ok("new_tab", json!({ "url": page, "background": true }))
+        });
+        tabs.push(r.get("tab_id").and_then(Value::as_u64).expect("tab_id"));
+    }
+
+    // Which tab got which mode (each renderer records its claim).
+    let claimed = queue.join("claimed");
+    let modes: BTreeMap<u64, String> = wait_until(Duration::from_secs(20), || {
+        let map: BTreeMap<u64, String> = std::fs::read_dir(&claimed)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let (tab, rest) = name.split_once('-')?;
+                let (_, mode) = rest.split_once('-')?;
+                Some((tab.parse().ok()?, mode.to_string()))
+            })
+            .collect();
+        (map.len() == MODES.len()).then_some(map)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "not every tab started a hostile renderer; tabs: {:?}",
+            b.tabs()
+        )
+    });
+    eprintln!("modes by tab: {modes:?}");
+
+    // Until every tab is crashed: the browser answers `version` and `tabs` promptly throughout.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let mut crashed_at: BTreeMap<u64, Duration> = BTreeMap::new();
+    let started = Instant::now();
+    loop {
+        let v = timed("version", &mut || b.ok("version", Value::Null));
+        assert_eq!(v.get("pid").and_then(Value::as_i64), Some(b.pid() as i64));
+        let list = timed("tabs", &mut || b.ok("tabs", Value::Null));
+        let list = list.as_array().expect("tabs is a list").clone();
+        assert_eq!(list.len(), MODES.len(), "no tab may disappear: {list:?}");
+        for t in &list {
+            let id = t.get("tab_id").and_then(Value::as_u64).unwrap_or(0);
+            if t.get("state") == Some(&json!("crashed")) {
+                crashed_at.entry(id).or_insert_with(|| started.elapsed());
+            }
+        }
+        if crashed_at.len() == MODES.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<String> = list
+                .iter()
+                .filter(|t| t.get("state") != Some(&json!("crashed")))
+                .map(|t| {
+                    let id = t.get("tab_id").and_then(Value::as_u64).unwrap_or(0);
+                    format!(
+                        "tab {id} ({}) is {}",
+                        modes.get(&id).map_or("?", String::as_str),
+                        t
+                    )
+                })
+                .collect();
+            panic!(
+                "25 s on, these hostile tabs are not crashed:\n{}",
+                missing.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (tab, at) in &crashed_at {
+        eprintln!(
+            "tab {tab} ({}) crashed by {at:?}",
+            modes.get(tab).map_or("?", String::as_str)
+        );
+    }
+    eprintln!("slowest control reply while under attack: {worst:?}");
+
+    // A crashed tab has no renderer and refuses eval quickly.
+    for tab in &tabs {
+        let entry = b.tab(*tab).expect("tab still listed");
+        assert_eq!(
+            entry.get("renderer_pid"),
+            Some(&Value::Null),
+            "crashed tab {entry}"
+        );
+        assert!(
+            b.eval(*tab, "1").is_err(),
+            "eval in crashed tab {tab} must fail"
+        );
+    }
+
+    // No hostile renderer survives, and the browser did not balloon on the flood.
+    let hostile_left = wait_until(Duration::from_secs(5), || {
+        let left: Vec<Proc> = b
+            .tree()
+            .into_iter()
+            .filter(|p| p.name() == "hostile-renderer")
+            .collect();
+        left.is_empty().then_some(())
+    });
+    assert!(
+        hostile_left.is_some(),
+        "hostile renderers still alive:\n{}",
+        describe(
+            &b.tree()
+                .into_iter()
+                .filter(|p| p.name() == "hostile-renderer")
+                .collect::<Vec<_>>()
+        )
+    );
+    let rss_after = rss_kb(b.pid()).unwrap_or(0);
+    eprintln!("browser RSS: {rss_before} KiB before, {rss_after} KiB after");
+    assert!(
+        rss_after < rss_before + 300 * 1024,
+        "the browser grew from {rss_before} KiB to {rss_after} KiB under hostile renderers"
+    );
+    let log = b.log();
+    assert!(
+        !log.contains("HOSTILE-RENDERER-UNCAUGHT"),
+        "the browser went along with a hostile renderer:\n{}",
+        log.lines()
+            .filter(|l| l.contains("HOSTILE-RENDERER-UNCAUGHT"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(b.try_exit_status(), None, "the browser must still run");
+    // Shown with --nocapture: why the browser ended each renderer.
+    eprintln!("browser log:\n{log}");
+}
