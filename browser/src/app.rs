@@ -90,12 +90,13 @@ struct Dying {
     deadline: Instant,
 }
 
+/// The browser window. Fields drop in declaration order: the proxy, a child of the window, first.
 struct Gui {
-    window: GlWindow,
-    egui: egui_glow::EguiGlow,
-    x11_window: u64,
     /// A 1×1 child window out of sight that holds X focus for the chrome (see [`keys::Focus`]).
     focus_proxy: Option<Window>,
+    egui: egui_glow::EguiGlow,
+    window: GlWindow,
+    x11_window: u64,
 }
 
 /// Creates the focus proxy: a winit child of the browser window, positioned outside it.
@@ -141,7 +142,8 @@ struct TaskManagerWindow {
 struct App {
     options: Options,
     profile: Profile,
-    runtime_root: tempfile::TempDir,
+    /// Holds every renderer's private runtime directory; removed when the browser exits.
+    _runtime_root: tempfile::TempDir,
     runtime_dir: PathBuf,
     waker: Waker,
     wake_pending: Arc<AtomicBool>,
@@ -170,7 +172,7 @@ struct App {
 
 /// Runs the browser until the window closes or `shutdown` is requested.
 pub fn run(options: Options) -> Result<(), String> {
-    let profile =
+    let (profile, listener) =
         match profile::acquire(&options.profile, &options.urls).map_err(|e| e.to_string())? {
             Acquired::Secondary => {
                 log::info!(
@@ -181,7 +183,6 @@ pub fn run(options: Options) -> Result<(), String> {
             }
             Acquired::Primary(profile, listener) => (profile, listener),
         };
-    let (profile, listener) = profile;
 
     let event_loop = EventLoop::<UserEvent>::with_user_event()
         .build()
@@ -271,7 +272,7 @@ pub fn run(options: Options) -> Result<(), String> {
     let mut app = App {
         options,
         profile,
-        runtime_root,
+        _runtime_root: runtime_root,
         runtime_dir,
         waker,
         wake_pending,
@@ -304,7 +305,6 @@ pub fn run(options: Options) -> Result<(), String> {
         .map_err(|e| format!("event loop failed: {e}"));
     app.shut_down_renderers();
     drop(instance);
-    let _ = app.runtime_root.path();
     result
 }
 
@@ -489,6 +489,9 @@ impl ApplicationHandler<UserEvent> for App {
             self.next_tick = now + TICK;
             self.tick(now);
         }
+        // Closed tabs' renderers that did not exit within their grace period: dropping the host
+        // kills the tree.
+        self.dying.retain(|d| now < d.deadline);
         if self.repaint_at.is_some_and(|t| now >= t) {
             self.repaint_at = None;
             self.request_redraw();
@@ -979,11 +982,6 @@ impl App {
             }
         }
         self.refresh_task_manager(false);
-        let (due, waiting): (Vec<Dying>, Vec<Dying>) = std::mem::take(&mut self.dying)
-            .into_iter()
-            .partition(|d| now >= d.deadline);
-        self.dying = waiting;
-        drop(due);
     }
 
     // ----- task manager -----
