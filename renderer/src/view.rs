@@ -226,7 +226,9 @@ impl Tab {
     fn connect_signals(self: &Rc<Self>) {
         let up = Rc::clone(&self.up);
         self.view.connect_uri_notify(move |view| {
-            if let Some(uri) = view.uri() {
+            // After a failed first load WebKit has no committed address and reports "": there is
+            // no new URL to tell (the browser keeps the one it asked for, and would refuse "").
+            if let Some(uri) = view.uri().filter(|u| !u.is_empty()) {
                 up.url_changed(&uri);
             }
             up.history(view.can_go_back(), view.can_go_forward());

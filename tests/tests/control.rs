@@ -218,3 +218,49 @@ fn missing_file_target_shows_an_error_page_not_a_crash() {
     b.ok("navigate", json!({ "tab_id": tab, "url": page }));
     b.wait_loaded(tab, Some(&page), LOAD_TIMEOUT);
 }
+
+/// A tab whose very first load fails (no such file, connection refused) has no committed address
+/// at all; it must show WebKit's error page and stay live, not be ended as a renderer that sent a
+/// bad URL.
+#[test]
+fn a_first_load_that_fails_leaves_a_live_tab() {
+    let x = Xvfb::start();
+    let b = Browser::start(&x, BrowserOpts::default());
+    // A loopback port that was just free: nothing listens there, so the connection is refused at
+    // once. (Not a low port such as 1 or 9: WebKit blocks those outright and shows about:blank.)
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        format!(
+            "http://127.0.0.1:{}/",
+            listener.local_addr().expect("local address").port()
+        )
+    };
+    for url in ["file:///nonexistent/missing.html", refused.as_str()] {
+        let tab = b
+            .ok("new_tab", json!({ "url": url }))
+            .get("tab_id")
+            .and_then(Value::as_u64)
+            .expect("tab_id");
+        let settled = wait_until(LOAD_TIMEOUT, || {
+            let t = b.tab(tab)?;
+            (t.get("loading") == Some(&json!(false))).then_some(t)
+        });
+        let entry =
+            settled.unwrap_or_else(|| panic!("{url}: the tab never settled: {:?}", b.tab(tab)));
+        assert_ne!(
+            entry.get("state"),
+            Some(&json!("crashed")),
+            "{url}: {entry}"
+        );
+        assert_eq!(
+            entry.get("url"),
+            Some(&json!(url)),
+            "{url}: the address bar keeps the URL"
+        );
+        assert_eq!(
+            b.eval(tab, "1 + 1"),
+            Ok(json!(2)),
+            "{url}: the tab still runs script"
+        );
+    }
+}
