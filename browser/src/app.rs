@@ -16,12 +16,12 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use nix::sys::wait::WaitStatus;
 use serde_json::{json, Value};
 use warren_browser::control::{self, Command, ControlServer, Reply};
-use warren_browser::host::{self, HostEvent, LaunchParams, PingTracker, RendererHost, Waker};
+use warren_browser::host::{self, HostEvent, PingTracker, RendererHost, Waker};
 use warren_browser::procs;
 use warren_browser::profile::{self, Acquired, Profile};
 use warren_browser::tabs::TabStrip;
 use warren_browser::{url_input, validate};
-use warren_ipc::{Bounds, BrowserToRenderer, RendererToBrowser, TabId, NEW_TAB_URL};
+use warren_ipc::{Bounds, BrowserToRenderer, RendererToBrowser, TabId, ViewSetup, NEW_TAB_URL};
 use winit::application::ApplicationHandler;
 use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
@@ -636,7 +636,7 @@ impl App {
         let (Some(gui), Some(tab)) = (&self.gui, self.tabs.get(id)) else {
             return;
         };
-        let launch = LaunchParams {
+        let view = ViewSetup {
             parent_window: gui.x11_window,
             bounds: self.content,
             visible: self.tabs.active() == Some(id),
@@ -648,7 +648,7 @@ impl App {
             &self.options.renderer,
             &self.runtime_dir,
             id,
-            launch,
+            view,
             self.waker.clone(),
         ) {
             Ok(host) => {

@@ -35,7 +35,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use warren_ipc::frame::FrameDecoder;
-use warren_ipc::{Bounds, BrowserToRenderer, Launch, RendererToBrowser, TabId};
+use warren_ipc::{BrowserToRenderer, Launch, RendererToBrowser, TabId, ViewSetup};
 
 use crate::validate::{self, Validator};
 
@@ -59,17 +59,6 @@ pub enum HostEvent {
     Disconnected,
 }
 
-/// What a renderer needs besides its channels, sent in its [`Launch`].
-#[derive(Clone, Debug)]
-pub struct LaunchParams {
-    pub parent_window: u64,
-    pub bounds: Bounds,
-    pub visible: bool,
-    pub url: String,
-    pub website_data_dir: PathBuf,
-    pub cookie_file: PathBuf,
-}
-
 /// One running renderer process and its two channels.
 pub struct RendererHost {
     tab_id: TabId,
@@ -90,7 +79,7 @@ impl RendererHost {
         renderer: &Path,
         runtime_root: &Path,
         tab_id: TabId,
-        launch: LaunchParams,
+        view: ViewSetup,
         waker: Waker,
     ) -> io::Result<Self> {
         let runtime_dir = runtime_root.join(format!("tab-{tab_id}-{}", unique_suffix()));
@@ -155,7 +144,7 @@ impl RendererHost {
         thread::Builder::new()
             .name(format!("tab{tab_id}-writer"))
             .spawn(move || {
-                if let Err(reason) = write_loop(tab_id, launch, &hello_rx, &outbound_rx) {
+                if let Err(reason) = write_loop(tab_id, view, &hello_rx, &outbound_rx) {
                     let _ = events_tx.send(HostEvent::Violation(reason));
                     waker();
                 }
@@ -382,7 +371,7 @@ fn recv_refusing_fds(fd: RawFd, buf: &mut [u8]) -> Result<usize, RecvError> {
 /// outbound queue. Returns `Err` with a reason when the renderer's server misbehaves.
 fn write_loop(
     tab_id: TabId,
-    launch: LaunchParams,
+    view: ViewSetup,
     hello: &Receiver<PathBuf>,
     outbound: &Receiver<BrowserToRenderer>,
 ) -> Result<(), String> {
@@ -397,23 +386,10 @@ fn write_loop(
         .map_err(|e| format!("its one-shot server refused the connection: {e}"))?;
     let (sender, receiver) = ipc::channel::<BrowserToRenderer>()
         .map_err(|e| format!("the browser could not create its channel: {e}"))?;
-    let LaunchParams {
-        parent_window,
-        bounds,
-        visible,
-        url,
-        website_data_dir,
-        cookie_file,
-    } = launch;
     launcher
         .send(Launch {
             tab_id,
-            parent_window,
-            bounds,
-            visible,
-            url,
-            website_data_dir,
-            cookie_file,
+            view,
             receiver,
         })
         .map_err(|e| format!("could not be sent its launch message: {e}"))?;
@@ -528,6 +504,7 @@ impl PingTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warren_ipc::Bounds;
 
     #[test]
     fn coalesce_keeps_only_last_bounds_and_order() {

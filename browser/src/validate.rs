@@ -35,15 +35,7 @@ pub enum Violation {
 }
 
 /// Schemes a tab may show (reported by `UrlChanged`).
-const SHOWN_SCHEMES: &[&str] = &[
-    "http",
-    "https",
-    "file",
-    "data",
-    "about",
-    "blob",
-    warren_ipc::INTERNAL_SCHEME,
-];
+const SHOWN_SCHEMES: &[&str] = warren_ipc::SHOWABLE_SCHEMES;
 
 /// Schemes a page may open a new tab with.
 const OPENABLE_SCHEMES: &[&str] = &["http", "https", "about"];

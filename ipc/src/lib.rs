@@ -82,12 +82,9 @@ pub struct Bounds {
     pub height: u32,
 }
 
-/// Everything a renderer needs to start hosting its tab, sent once by the browser right after it
-/// connects to the renderer's one-shot server.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Launch {
-    /// The tab this renderer hosts; every up frame must carry it.
-    pub tab_id: TabId,
+/// How a renderer's view starts: where it sits, what it loads, where the profile keeps its data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewSetup {
     /// The browser window's X11 window id; the web view becomes a child window of it.
     pub parent_window: u64,
     /// Where the web view sits inside the parent window.
@@ -100,6 +97,15 @@ pub struct Launch {
     pub website_data_dir: PathBuf,
     /// The profile's SQLite cookie database.
     pub cookie_file: PathBuf,
+}
+
+/// Everything a renderer needs to start hosting its tab, sent once by the browser right after it
+/// connects to the renderer's one-shot server.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Launch {
+    /// The tab this renderer hosts; every up frame must carry it.
+    pub tab_id: TabId,
+    pub view: ViewSetup,
     /// Every later message from the browser.
     pub receiver: IpcReceiver<BrowserToRenderer>,
 }

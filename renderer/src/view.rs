@@ -148,18 +148,18 @@ impl Tab {
     /// Builds the web view inside the browser's window, connects its signals, reports `Ready`
     /// and starts loading the launch URL.
     pub fn build(launch: &Launch, up: Rc<Up>) -> Result<Rc<Self>, ViewError> {
-        let parent = c_ulong::try_from(launch.parent_window)
-            .map_err(|_| ViewError::NoParentWindow(launch.parent_window))?;
+        let parent = c_ulong::try_from(launch.view.parent_window)
+            .map_err(|_| ViewError::NoParentWindow(launch.view.parent_window))?;
         if !parent_window_exists(parent)? {
-            return Err(ViewError::NoParentWindow(launch.parent_window));
+            return Err(ViewError::NoParentWindow(launch.view.parent_window));
         }
         let focus = Rc::new(XFocus::open()?);
 
-        let mut context = WebContext::new(Some(launch.website_data_dir.clone()));
+        let mut context = WebContext::new(Some(launch.view.website_data_dir.clone()));
         let opener_up = Rc::clone(&up);
         let webview = WebViewBuilder::new_with_web_context(&mut context)
-            .with_bounds(wry_rect(launch.bounds))
-            .with_visible(launch.visible)
+            .with_bounds(wry_rect(launch.view.bounds))
+            .with_visible(launch.view.visible)
             .with_focused(false)
             .with_custom_protocol(INTERNAL_SCHEME.to_owned(), |_id, request| {
                 protocol::handle(&request)
@@ -183,7 +183,7 @@ impl Tab {
             })
             .build_as_child(&ParentWindow(parent))?;
         let view = webview.webview();
-        if !launch.visible {
+        if !launch.view.visible {
             // wry 0.57 maps the GTK window (and with it the child X window) while building and
             // hides only the inner widget: the child window would stay mapped, an opaque black
             // rectangle over the active tab. Now that the view exists, hiding unmaps it.
@@ -195,7 +195,7 @@ impl Tab {
         // in one tab is seen by tabs opened later.
         match view.website_data_manager().and_then(|m| m.cookie_manager()) {
             Some(cookies) => cookies.set_persistent_storage(
-                &launch.cookie_file.to_string_lossy(),
+                &launch.view.cookie_file.to_string_lossy(),
                 CookiePersistentStorage::Sqlite,
             ),
             None => {
@@ -214,7 +214,7 @@ impl Tab {
         tab.connect_signals();
         tab.up.send(RendererToBrowser::Ready);
         tab.report_history();
-        tab.view.load_uri(&launch.url);
+        tab.view.load_uri(&launch.view.url);
         Ok(tab)
     }
 

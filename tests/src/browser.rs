@@ -448,7 +448,7 @@ impl Browser {
         let shot = crate::artifacts_dir().join(format!("{name}.png"));
         let shot_note = match std::fs::create_dir_all(crate::artifacts_dir())
             .map_err(|e| e.to_string())
-            .and_then(|_| screenshot_safely(self.display))
+            .and_then(|_| crate::xvfb::try_screenshot(self.display))
             .and_then(|img| img.save_png(&shot))
         {
             Ok(()) => format!("screenshot: {}", shot.display()),
@@ -520,27 +520,6 @@ impl Drop for Browser {
         procs::kill_all(&all);
         let _ = child.wait();
     }
-}
-
-/// A screenshot that reports failure instead of panicking (used while already panicking).
-fn screenshot_safely(display: u32) -> Result<crate::Image, String> {
-    let out = Command::new("import")
-        .args([
-            "-display",
-            &format!(":{display}"),
-            "-window",
-            "root",
-            "-depth",
-            "8",
-            "ppm:-",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    crate::Image::from_ppm(&out.stdout)
 }
 
 /// Sets the environment every browser of the tests gets: the display, logging, and private XDG

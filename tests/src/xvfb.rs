@@ -267,6 +267,11 @@ pub fn near(a: [u8; 3], b: [u8; 3], tolerance: u8) -> bool {
 
 /// A screenshot of display `:N`'s root window, taken with ImageMagick's `import`.
 pub fn screenshot(display: u32) -> Image {
+    try_screenshot(display).unwrap_or_else(|e| panic!("screenshot of :{display} failed: {e}"))
+}
+
+/// A screenshot that reports failure instead of panicking (for use while already panicking).
+pub fn try_screenshot(display: u32) -> Result<Image, String> {
     let out = Command::new("import")
         .args([
             "-display",
@@ -279,13 +284,16 @@ pub fn screenshot(display: u32) -> Image {
         ])
         .stdin(Stdio::null())
         .output()
-        .expect("run `import`: install imagemagick or run `make test`");
-    assert!(
-        out.status.success(),
-        "import failed on :{display}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Image::from_ppm(&out.stdout).unwrap_or_else(|e| panic!("unreadable screenshot: {e}"))
+        .map_err(|e| {
+            format!("cannot run `import` ({e}): install imagemagick or run `make test`")
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Image::from_ppm(&out.stdout).map_err(|e| format!("unreadable screenshot: {e}"))
 }
 
 /// Runs `xdotool ARGS` against display `:N`; panics with its stderr if it fails.

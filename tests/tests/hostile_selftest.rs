@@ -12,7 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
 use nix::unistd::Pid;
 use warren_ipc::frame::FrameDecoder;
-use warren_ipc::{Bounds, BrowserToRenderer, Launch, RendererToBrowser, TabId, UpFrame};
+use warren_ipc::{Bounds, BrowserToRenderer, Launch, RendererToBrowser, TabId, UpFrame, ViewSetup};
 
 const TAB: u64 = 42;
 
@@ -101,12 +101,14 @@ impl Hostile {
         sender
             .send(Launch {
                 tab_id: TabId(TAB),
-                parent_window: 0,
-                bounds: Bounds::default(),
-                visible: true,
-                url: "http://127.0.0.1/".into(),
-                website_data_dir: self.tmp.path().into(),
-                cookie_file: self.tmp.path().join("c"),
+                view: ViewSetup {
+                    parent_window: 0,
+                    bounds: Bounds::default(),
+                    visible: true,
+                    url: "http://127.0.0.1/".into(),
+                    website_data_dir: self.tmp.path().into(),
+                    cookie_file: self.tmp.path().join("c"),
+                },
                 receiver: rx,
             })
             .expect("send Launch");
