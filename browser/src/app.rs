@@ -163,6 +163,8 @@ struct App {
     /// first use. Two monitors, because CPU % is over the interval since the same reader's
     /// previous reading: the window's once-a-second refresh must not shorten a client's interval.
     monitors: Monitors,
+    /// The budget of tabs that all pages together may open.
+    popups: validate::PopupLimiter,
     content: Bounds,
     next_eval: u64,
     repaint_at: Option<Instant>,
@@ -294,6 +296,11 @@ pub fn run(options: Options) -> Result<(), String> {
         chrome: ChromeState::default(),
         task_manager: None,
         monitors: Monitors::default(),
+        popups: validate::PopupLimiter::with_budget(
+            validate::ALL_POPUPS_BURST,
+            validate::ALL_POPUPS_INTERVAL,
+            Instant::now(),
+        ),
         content: Bounds::default(),
         next_eval: 1,
         repaint_at: None,
@@ -306,6 +313,14 @@ pub fn run(options: Options) -> Result<(), String> {
     app.shut_down_renderers();
     drop(instance);
     result
+}
+
+/// A renderer's string made safe to show: control characters (newlines, tabs, escapes) become
+/// spaces.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Removes runtime directories left by browsers that were killed (`warren-PID-*` whose PID is
@@ -663,7 +678,11 @@ impl App {
                     Live {
                         host,
                         ready: false,
-                        popups: validate::PopupLimiter::new(Instant::now()),
+                        popups: validate::PopupLimiter::with_budget(
+                            validate::POPUP_BURST,
+                            validate::POPUP_INTERVAL,
+                            Instant::now(),
+                        ),
                         pings: PingTracker::new(Instant::now()),
                         evals: HashMap::new(),
                     },
@@ -870,17 +889,12 @@ impl App {
                 }
             }
             RendererToBrowser::UrlChanged { url } => {
-                tab.url = url;
+                tab.url = printable(&url);
                 if active {
                     self.chrome.address_error = None;
                 }
             }
-            RendererToBrowser::TitleChanged { title } => {
-                tab.title = title
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .collect();
-            }
+            RendererToBrowser::TitleChanged { title } => tab.title = printable(&title),
             RendererToBrowser::Loading(loading) => tab.loading = loading,
             RendererToBrowser::HistoryChanged {
                 can_go_back,
@@ -891,10 +905,11 @@ impl App {
             }
             RendererToBrowser::OpenTab { url } => {
                 let allowed = validate::check_open_tab(&url, &tab.url);
-                let within_limit = self
-                    .live
-                    .get_mut(&id)
-                    .is_some_and(|l| l.popups.allow(Instant::now()));
+                let now = Instant::now();
+                // Each renderer has a budget, and all renderers together another: tabs opened by
+                // pages can open tabs too.
+                let within_limit = self.live.get_mut(&id).is_some_and(|l| l.popups.allow(now))
+                    && self.popups.allow(now);
                 match allowed {
                     Ok(()) if within_limit => {
                         self.open_tab(url, false);
@@ -931,7 +946,10 @@ impl App {
                 }
             }
             RendererToBrowser::WebProcessCrashed { reason } => {
-                self.mark_crashed(id, format!("The page's web process ended: {reason}."));
+                self.mark_crashed(
+                    id,
+                    format!("The page's web process ended: {}.", printable(&reason)),
+                );
             }
         }
     }
@@ -943,12 +961,12 @@ impl App {
             WaitStatus::Signaled(_, signal, _) => format!("was killed by {signal}"),
             _ => return,
         };
-        if let Some(id) = self
-            .live
-            .iter()
-            .find(|(_, l)| l.host.pid() == pid)
-            .map(|(id, _)| *id)
-        {
+        if self.reap_dying(pid) {
+            return;
+        }
+        if let Some((id, live)) = self.live.iter_mut().find(|(_, l)| l.host.pid() == pid) {
+            let id = *id;
+            live.host.mark_reaped();
             self.mark_crashed(id, format!("The renderer process {how}."));
         } else if let Some(id) = self.awaiting_reap.remove(&pid) {
             if let Some(tab) = self.tabs.get_mut(id) {
@@ -958,6 +976,17 @@ impl App {
                 }
             }
         }
+    }
+
+    /// A closed tab's renderer exited: end what is left of its group now. False if `pid` is not
+    /// one of them.
+    fn reap_dying(&mut self, pid: u32) -> bool {
+        let Some(index) = self.dying.iter().position(|d| d.host.pid() == pid) else {
+            return false;
+        };
+        let mut dying = self.dying.swap_remove(index);
+        dying.host.mark_reaped();
+        true
     }
 
     fn tick(&mut self, now: Instant) {
@@ -1463,7 +1492,7 @@ impl App {
         let deadline = Instant::now() + CLOSE_GRACE;
         while Instant::now() < deadline && !self.dying.is_empty() {
             while let Ok((pid, _)) = self.inbox.reaped.recv_timeout(Duration::from_millis(50)) {
-                self.dying.retain(|d| d.host.pid() != pid);
+                self.reap_dying(pid);
             }
         }
         // Dropping the hosts kills whatever did not exit in time.

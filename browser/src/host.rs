@@ -19,25 +19,26 @@
 //! Renderers are spawned from the UI (main) thread, which lives as long as the browser, because
 //! `PR_SET_PDEATHSIG` fires when the spawning *thread* exits.
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use ipc_channel::ipc::{self, IpcSender};
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use warren_ipc::frame::FrameDecoder;
 use warren_ipc::{BrowserToRenderer, Launch, RendererToBrowser, TabId, ViewSetup};
 
-use crate::validate::{self, Validator};
+use crate::validate::{self, ServerSocket, Validator};
 
 /// Wakes the UI loop; called after events were queued. Must not block.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -69,6 +70,9 @@ pub struct RendererHost {
     socket: UnixStream,
     runtime_dir: PathBuf,
     killed: bool,
+    reaped: bool,
+    /// Eval requests sent and not answered yet; the reader refuses any other `EvalResult`.
+    evals: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl RendererHost {
@@ -101,10 +105,16 @@ impl RendererHost {
         unsafe {
             command.pre_exec(move || child_setup(child_fd));
         }
-        let child = match command.spawn() {
+        // Held while std forks and, if exec fails, reaps the child itself: the reaper must not
+        // take that child's status first (std would panic).
+        let spawned = {
+            let _guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            command.spawn()
+        };
+        let child = match spawned {
             Ok(child) => child,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&runtime_dir);
+                remove_in_background(runtime_dir);
                 return Err(io::Error::new(
                     e.kind(),
                     format!("cannot start the renderer {}: {e}", renderer.display()),
@@ -119,13 +129,15 @@ impl RendererHost {
 
         let (outbound_tx, outbound_rx) = bounded(OUTBOUND_CAPACITY);
         let (events_tx, events_rx) = bounded(EVENTS_CAPACITY);
-        let (hello_tx, hello_rx) = bounded::<PathBuf>(1);
+        let (hello_tx, hello_rx) = bounded::<ServerSocket>(1);
 
+        let evals = Arc::new(Mutex::new(HashSet::new()));
         let reader_socket = browser_end.try_clone()?;
         {
             let events_tx = events_tx.clone();
             let waker = waker.clone();
             let runtime_dir = runtime_dir.clone();
+            let evals = Arc::clone(&evals);
             thread::Builder::new()
                 .name(format!("tab{tab_id}-reader"))
                 .spawn(move || {
@@ -133,6 +145,7 @@ impl RendererHost {
                         reader_socket,
                         tab_id,
                         &runtime_dir,
+                        &evals,
                         &events_tx,
                         &hello_tx,
                         &waker,
@@ -158,6 +171,8 @@ impl RendererHost {
             socket: browser_end,
             runtime_dir,
             killed: false,
+            reaped: false,
+            evals,
         })
     }
 
@@ -172,6 +187,12 @@ impl RendererHost {
     /// Queues a message without blocking. `Err` means the renderer is not reading (its queue is
     /// full) or already gone; the caller should end it.
     pub fn send(&self, msg: BrowserToRenderer) -> Result<(), &'static str> {
+        if let BrowserToRenderer::Eval { request, .. } = &msg {
+            self.evals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(*request);
+        }
         match self.outbound.try_send(msg) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err("stopped reading messages from the browser"),
@@ -189,6 +210,12 @@ impl RendererHost {
         !self.events.is_empty()
     }
 
+    /// Records that the reaper collected this renderer's exit status: its pid may now be reused,
+    /// so [`RendererHost::kill`] no longer signals it by pid.
+    pub fn mark_reaped(&mut self) {
+        self.reaped = true;
+    }
+
     /// Kills the renderer's whole process tree (its process group and every descendant) and stops
     /// its threads. Idempotent.
     pub fn kill(&mut self) {
@@ -196,11 +223,16 @@ impl RendererHost {
             return;
         }
         self.killed = true;
-        let tree = crate::procs::descendants(self.pid.as_raw() as u32);
-        let _ = killpg(self.pid, Signal::SIGKILL);
-        let _ = kill(self.pid, Signal::SIGKILL);
-        for pid in tree {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        if self.reaped {
+            // The leader is gone but its group id stays reserved while WebKit's helpers are in it.
+            let _ = killpg(self.pid, Signal::SIGKILL);
+        } else {
+            let tree = crate::procs::descendants(self.pid.as_raw() as u32);
+            let _ = killpg(self.pid, Signal::SIGKILL);
+            let _ = kill(self.pid, Signal::SIGKILL);
+            for pid in tree {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
         }
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
@@ -214,7 +246,23 @@ impl RendererHost {
 impl Drop for RendererHost {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.runtime_dir);
+        remove_in_background(std::mem::take(&mut self.runtime_dir));
+    }
+}
+
+/// Removes a renderer's runtime directory off the UI thread: the renderer controls what is in it
+/// (it could hold millions of files).
+fn remove_in_background(dir: PathBuf) {
+    if dir.as_os_str().is_empty() {
+        return;
+    }
+    let spawned = thread::Builder::new()
+        .name("cleanup".into())
+        .spawn(move || {
+            let _ = std::fs::remove_dir_all(&dir);
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start a cleanup thread: {e}");
     }
 }
 
@@ -272,33 +320,34 @@ fn read_loop(
     socket: UnixStream,
     tab_id: TabId,
     runtime_dir: &Path,
+    evals: &Mutex<HashSet<u64>>,
     events: &Sender<HostEvent>,
-    hello: &Sender<PathBuf>,
+    hello: &Sender<ServerSocket>,
     waker: &Waker,
 ) -> HostEvent {
     let violation = |what: String| HostEvent::Violation(what);
-    if socket
-        .set_read_timeout(Some(validate::HANDSHAKE_TIMEOUT))
-        .is_err()
-    {
-        return HostEvent::Disconnected;
-    }
+    // The deadline holds for the whole handshake, not for each read: a byte every few seconds
+    // does not keep a silent renderer alive.
+    let handshake_deadline = Instant::now() + validate::HANDSHAKE_TIMEOUT;
     let mut validator = Validator::new(tab_id, Instant::now());
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut greeted = false;
     loop {
+        if !greeted {
+            let left = handshake_deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+                return violation(format!(
+                    "did not complete the handshake within {} s",
+                    validate::HANDSHAKE_TIMEOUT.as_secs()
+                ));
+            }
+        }
         let n = match recv_refusing_fds(socket.as_raw_fd(), &mut buf) {
             Ok(0) => return HostEvent::Disconnected,
             Ok(n) => n,
             Err(RecvError::Descriptors) => return violation("sent file descriptors".into()),
-            Err(RecvError::Io(nix::errno::Errno::EAGAIN)) if !greeted => {
-                return violation(format!(
-                    "did not complete the handshake within {} s",
-                    validate::HANDSHAKE_TIMEOUT.as_secs()
-                ))
-            }
-            Err(RecvError::Io(nix::errno::Errno::EINTR)) => continue,
+            Err(RecvError::Io(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR)) => continue,
             Err(RecvError::Io(_)) => return HostEvent::Disconnected,
         };
         decoder.push(&buf[..n]);
@@ -313,16 +362,27 @@ fn read_loop(
             }
             match frame.msg {
                 RendererToBrowser::Hello { server_name } => {
-                    let path = match validate::check_server_name(&server_name, runtime_dir) {
-                        Ok(path) => path,
+                    let server = match validate::check_server_name(&server_name, runtime_dir) {
+                        Ok(server) => server,
                         Err(e) => return violation(format!("sent an invalid message: {e}")),
                     };
                     greeted = true;
-                    if socket.set_read_timeout(None).is_err() || hello.send(path).is_err() {
+                    if socket.set_read_timeout(None).is_err() || hello.send(server).is_err() {
                         return HostEvent::Disconnected;
                     }
                 }
                 msg => {
+                    if let RendererToBrowser::EvalResult { request, .. } = &msg {
+                        let asked = evals
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(request);
+                        if !asked {
+                            return violation(format!(
+                                "sent an invalid message: a result for script {request}, which was not asked for"
+                            ));
+                        }
+                    }
                     // Blocks while the UI has not drained the queue: backpressure on the renderer.
                     if events.send(HostEvent::Message(msg)).is_err() {
                         return HostEvent::Disconnected;
@@ -343,7 +403,9 @@ enum RecvError {
 fn recv_refusing_fds(fd: RawFd, buf: &mut [u8]) -> Result<usize, RecvError> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut iov = [io::IoSliceMut::new(buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 16]);
+    // Room for as many descriptors as the kernel passes in one message (SCM_MAX_FD is 253): with
+    // less, the kernel installs what fits, sets MSG_CTRUNC, and nix cannot list them to close.
+    let mut cmsg = nix::cmsg_space!([RawFd; 253]);
     let msg = recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
         .map_err(RecvError::Io)?;
     let mut refused = msg.flags.contains(MsgFlags::MSG_CTRUNC);
@@ -372,17 +434,13 @@ fn recv_refusing_fds(fd: RawFd, buf: &mut [u8]) -> Result<usize, RecvError> {
 fn write_loop(
     tab_id: TabId,
     view: ViewSetup,
-    hello: &Receiver<PathBuf>,
+    hello: &Receiver<ServerSocket>,
     outbound: &Receiver<BrowserToRenderer>,
 ) -> Result<(), String> {
     let Ok(server) = hello.recv() else {
         return Ok(());
     };
-    let server = server
-        .to_str()
-        .ok_or("its one-shot server name is not UTF-8")?
-        .to_owned();
-    let launcher = IpcSender::<Launch>::connect(server)
+    let launcher = IpcSender::<Launch>::connect(server.connect_name())
         .map_err(|e| format!("its one-shot server refused the connection: {e}"))?;
     let (sender, receiver) = ipc::channel::<BrowserToRenderer>()
         .map_err(|e| format!("the browser could not create its channel: {e}"))?;
@@ -429,10 +487,16 @@ pub fn start_reaper(on_exit: impl Fn(u32, WaitStatus) + Send + 'static) -> io::R
     let handle = thread::Builder::new()
         .name("reaper".into())
         .spawn(move || loop {
-            match waitpid(None::<Pid>, None) {
-                Ok(status) => {
-                    if let Some(pid) = status.pid() {
-                        on_exit(pid.as_raw() as u32, status);
+            // Wait for an exited child without collecting it, then collect that one child under
+            // the spawn lock: std's `spawn` collects a child whose exec failed itself, and panics
+            // if somebody else got to it first.
+            match waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+                Ok(peeked) => {
+                    let Some(pid) = peeked.pid() else { continue };
+                    let _guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+                    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                        Ok(WaitStatus::StillAlive) | Err(_) => {}
+                        Ok(status) => on_exit(pid.as_raw() as u32, status),
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => {}
@@ -445,6 +509,10 @@ pub fn start_reaper(on_exit: impl Fn(u32, WaitStatus) + Send + 'static) -> io::R
 }
 
 static REAPER: std::sync::OnceLock<thread::Thread> = std::sync::OnceLock::new();
+
+/// Held around `Command::spawn` and around the reaper's collection of a child (see
+/// [`start_reaper`]).
+static SPAWN_LOCK: Mutex<()> = Mutex::new(());
 
 fn reaper_nudge() {
     if let Some(t) = REAPER.get() {

@@ -4,7 +4,7 @@
 //! A renderer is an attacker's process. Every frame it sends passes [`Validator::check`] before
 //! the browser acts on it; the first violation ends that renderer and its crash notice shows why.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use warren_ipc::{RendererToBrowser, TabId, UpFrame};
@@ -155,13 +155,32 @@ pub fn check_open_tab(url: &str, opener_url: &str) -> Result<(), Violation> {
     Ok(())
 }
 
+/// A renderer's one-shot server, held open by descriptor so that what was checked is what the
+/// browser connects to.
+#[derive(Debug)]
+pub struct ServerSocket(std::os::fd::OwnedFd);
+
+impl ServerSocket {
+    /// The name to connect to: the checked socket file through this process's descriptor, never
+    /// the renderer's path again (its directory could have changed since), and short enough for
+    /// `sun_path` (ipc-channel silently cuts longer names, so a long name could be made to reach
+    /// a different socket than the one checked).
+    pub fn connect_name(&self) -> String {
+        use std::os::fd::AsRawFd;
+        format!("/proc/self/fd/{}", self.0.as_raw_fd())
+    }
+}
+
 /// Checks that a one-shot server name lies inside `runtime_dir` (which must be canonical) and
-/// names a socket there; returns the path to connect to.
+/// names a socket there, and opens it (`O_PATH`) for [`ServerSocket::connect_name`].
 ///
-/// The name is checked lexically first (absolute, under the directory, no `..`), then again after
-/// resolving symbolic links, since the renderer owns the directory's contents and could plant a
-/// link to another process's socket.
-pub fn check_server_name(name: &str, runtime_dir: &Path) -> Result<PathBuf, Violation> {
+/// The name is checked lexically first (absolute, under the directory, no `..`), then the file is
+/// opened without following a final symbolic link and checked again through the descriptor: its
+/// real path must still lie in the directory, and it must be a socket. The renderer owns the
+/// directory's contents and could plant links to another process's socket or swap files around.
+pub fn check_server_name(name: &str, runtime_dir: &Path) -> Result<ServerSocket, Violation> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::FileTypeExt;
     let outside = || Violation::ServerOutsideRuntimeDir(truncated(name));
     let path = Path::new(name);
     let relative = path.strip_prefix(runtime_dir).map_err(|_| outside())?;
@@ -172,13 +191,27 @@ pub fn check_server_name(name: &str, runtime_dir: &Path) -> Result<PathBuf, Viol
     {
         return Err(outside());
     }
-    let resolved = std::fs::canonicalize(path).map_err(|_| outside())?;
-    if !resolved.starts_with(runtime_dir) {
+    let c_path = std::ffi::CString::new(name).map_err(|_| outside())?;
+    // SAFETY: a plain open(2) of a NUL-terminated path; the descriptor is owned below.
+    let fd = unsafe {
+        libc::open(
+            c_path.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
         return Err(outside());
     }
-    use std::os::unix::fs::FileTypeExt;
-    match std::fs::symlink_metadata(&resolved) {
-        Ok(m) if m.file_type().is_socket() => Ok(resolved),
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let real =
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| outside())?;
+    if !real.starts_with(runtime_dir) || real == runtime_dir {
+        return Err(outside());
+    }
+    let file = std::fs::File::from(fd);
+    match file.metadata() {
+        Ok(m) if m.file_type().is_socket() => Ok(ServerSocket(file.into())),
         _ => Err(outside()),
     }
 }
@@ -196,23 +229,32 @@ fn truncated(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Limits how many tabs one renderer may open: a burst of [`POPUP_BURST`], then one every
-/// [`POPUP_INTERVAL`]. Requests beyond it are dropped, not treated as violations, since an
-/// ordinary page can call `window.open` in a loop; but a renderer cannot fork-bomb the machine
-/// with tabs (each costs three processes).
+/// Limits how many tabs pages may open: a burst, then one per interval. The browser keeps one
+/// per renderer ([`POPUP_BURST`], [`POPUP_INTERVAL`]) and one for all renderers together
+/// ([`ALL_POPUPS_BURST`], [`ALL_POPUPS_INTERVAL`]), since the tabs a page opens can open tabs
+/// in turn. Requests beyond it are dropped, not treated as violations, since an ordinary page can
+/// call `window.open` in a loop; but renderers cannot fork-bomb the machine with tabs (each costs
+/// three processes).
 #[derive(Debug)]
 pub struct PopupLimiter {
+    burst: f64,
+    interval: Duration,
     tokens: f64,
     last: Instant,
 }
 
 pub const POPUP_BURST: u32 = 5;
 pub const POPUP_INTERVAL: Duration = Duration::from_secs(2);
+pub const ALL_POPUPS_BURST: u32 = 20;
+pub const ALL_POPUPS_INTERVAL: Duration = Duration::from_secs(3);
 
 impl PopupLimiter {
-    pub fn new(now: Instant) -> Self {
+    pub fn with_budget(burst: u32, interval: Duration, now: Instant) -> Self {
+        let burst = f64::from(burst);
         Self {
-            tokens: f64::from(POPUP_BURST),
+            burst,
+            interval,
+            tokens: burst,
             last: now,
         }
     }
@@ -221,8 +263,7 @@ impl PopupLimiter {
     pub fn allow(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens =
-            (self.tokens + elapsed / POPUP_INTERVAL.as_secs_f64()).min(f64::from(POPUP_BURST));
+        self.tokens = (self.tokens + elapsed / self.interval.as_secs_f64()).min(self.burst);
         if self.tokens < 1.0 {
             return false;
         }
@@ -378,7 +419,7 @@ mod tests {
     #[test]
     fn popups_are_limited_to_a_burst_then_a_trickle() {
         let t0 = Instant::now();
-        let mut p = PopupLimiter::new(t0);
+        let mut p = PopupLimiter::with_budget(POPUP_BURST, POPUP_INTERVAL, t0);
         let allowed = (0..100).filter(|_| p.allow(t0)).count();
         assert_eq!(allowed, POPUP_BURST as usize);
         assert!(!p.allow(t0 + POPUP_INTERVAL / 2));
@@ -394,10 +435,11 @@ mod tests {
         std::fs::create_dir(&inner).unwrap();
         let sock = inner.join("socket");
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        assert_eq!(
-            check_server_name(sock.to_str().unwrap(), &dir),
-            Ok(sock.clone())
-        );
+        let server = check_server_name(sock.to_str().unwrap(), &dir).unwrap();
+        // The browser connects through its own descriptor, and reaches the checked socket.
+        let name = server.connect_name();
+        assert!(name.starts_with("/proc/self/fd/"), "{name}");
+        std::os::unix::net::UnixStream::connect(&name).unwrap();
 
         let outside_dir = std::fs::canonicalize(root.path()).unwrap().join("r2");
         std::fs::create_dir(&outside_dir).unwrap();

@@ -55,6 +55,7 @@ fn hostile_renderers_crash_only_their_tabs() {
         },
     );
     let rss_before = rss_kb(b.pid()).unwrap_or(0);
+    let devnull_before = devnull_descriptors(b.pid());
     let mut tabs = b.tab_ids();
     assert_eq!(tabs.len(), 1);
     let mut worst = Duration::ZERO;
@@ -185,6 +186,12 @@ fn hostile_renderers_crash_only_their_tabs() {
         rss_after < rss_before + 300 * 1024,
         "the browser grew from {rss_before} KiB to {rss_after} KiB under hostile renderers"
     );
+    // The `fds` renderer sent 64 descriptors of /dev/null: none may stay open in the browser.
+    let devnull_after = devnull_descriptors(b.pid());
+    assert!(
+        devnull_after <= devnull_before,
+        "the browser holds {devnull_after} descriptors of /dev/null, {devnull_before} before the hostile renderers"
+    );
     let log = b.log();
     assert!(
         !log.contains("HOSTILE-RENDERER-UNCAUGHT"),
@@ -197,4 +204,18 @@ fn hostile_renderers_crash_only_their_tabs() {
     assert_eq!(b.try_exit_status(), None, "the browser must still run");
     // Shown with --nocapture: why the browser ended each renderer.
     eprintln!("browser log:\n{log}");
+}
+
+/// How many of a process's open descriptors refer to /dev/null.
+fn devnull_descriptors(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|t| t == std::path::Path::new("/dev/null"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
