@@ -62,7 +62,6 @@ pub enum HostEvent {
 
 /// One running renderer process and its two channels.
 pub struct RendererHost {
-    tab_id: TabId,
     pid: Pid,
     outbound: Sender<BrowserToRenderer>,
     events: Receiver<HostEvent>,
@@ -164,7 +163,6 @@ impl RendererHost {
             })?;
 
         Ok(Self {
-            tab_id,
             pid,
             outbound: outbound_tx,
             events: events_rx,
@@ -174,10 +172,6 @@ impl RendererHost {
             reaped: false,
             evals,
         })
-    }
-
-    pub fn tab_id(&self) -> TabId {
-        self.tab_id
     }
 
     pub fn pid(&self) -> u32 {
