@@ -1374,7 +1374,6 @@ impl App {
     }
 
     fn command(&mut self, command: Command) -> Reply {
-        let cwd = || std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let known = |app: &Self, id: TabId| {
             app.tabs
                 .get(id)
@@ -1389,16 +1388,12 @@ impl App {
             })),
             Command::Tabs => Ok(Value::Array(self.tabs_json())),
             Command::NewTab { url, background } => {
-                let url = match url {
-                    Some(input) => url_input::fixup(&input, &cwd()).map_err(|e| e.to_string())?,
-                    None => NEW_TAB_URL.to_owned(),
-                };
-                let id = self.open_tab(url, background);
+                // `control` has already checked and normalised the URL (`url_input::fixup`).
+                let id = self.open_tab(url.unwrap_or_else(|| NEW_TAB_URL.to_owned()), background);
                 Ok(json!({ "tab_id": id.0 }))
             }
             Command::Navigate { tab_id, url } => {
                 known(self, tab_id)?;
-                let url = url_input::fixup(&url, &cwd()).map_err(|e| e.to_string())?;
                 self.navigate(tab_id, url);
                 Ok(json!({}))
             }

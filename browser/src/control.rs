@@ -106,7 +106,8 @@ pub enum Command {
     Version,
     /// `tabs`: the tab list, in strip order.
     Tabs,
-    /// `new_tab`: open a tab at `url` (none: the new-tab page), in the background if asked.
+    /// `new_tab`: open a tab at `url` (none: the new-tab page), in the background if asked. The URL
+    /// has already been through [`url_input::fixup`].
     NewTab {
         url: Option<String>,
         background: bool,

@@ -219,14 +219,12 @@ pub fn check_server_name(name: &str, runtime_dir: &Path) -> Result<ServerSocket,
 /// Text for a crash notice: renderer strings are shown only in part.
 fn truncated(s: &str) -> String {
     const MAX: usize = 80;
-    if s.len() <= MAX {
-        return s.to_owned();
+    let cut = warren_ipc::truncate_str(s, MAX);
+    if cut.len() == s.len() {
+        s.to_owned()
+    } else {
+        format!("{cut}…")
     }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Limits how many tabs pages may open: a burst, then one per interval. The browser keeps one

@@ -63,6 +63,19 @@ pub const SHOWABLE_SCHEMES: &[&str] = &[
 /// The new-tab page.
 pub const NEW_TAB_URL: &str = "warren://newtab/";
 
+/// Cuts `text` to at most `max` bytes without splitting a character: how both sides keep strings
+/// inside the limits above.
+pub fn truncate_str(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Identifies a tab for the lifetime of the browser process. Never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TabId(pub u64);

@@ -35,16 +35,7 @@ pub fn truncate_title(title: &str) -> &str {
 }
 
 /// Cuts `text` to at most `max` bytes without splitting a character.
-pub fn truncate_on_char_boundary(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+pub use warren_ipc::truncate_str as truncate_on_char_boundary;
 
 /// Whether a URL may be sent up at all.
 pub fn url_fits(url: &str) -> bool {

@@ -145,6 +145,21 @@ pub struct Browser {
 impl Browser {
     /// Starts the browser on `xvfb` and waits (up to 60 s) until its control socket answers
     /// `version`.
+    /// Starts a browser on one page and waits until it has loaded; returns the browser and the
+    /// page's tab.
+    pub fn start_on(xvfb: &Xvfb, url: &str) -> (Browser, u64) {
+        let b = Browser::start(
+            xvfb,
+            BrowserOpts {
+                urls: vec![url.to_owned()],
+                ..Default::default()
+            },
+        );
+        let tab = b.tab_ids()[0];
+        b.wait_loaded(tab, Some(url), crate::LOAD_TIMEOUT);
+        (b, tab)
+    }
+
     pub fn start(xvfb: &Xvfb, opts: BrowserOpts) -> Browser {
         let browser_bin = crate::bin_path("browser");
         let dir = tempfile::Builder::new()

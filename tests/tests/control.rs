@@ -16,15 +16,7 @@ fn bad_control_input_gets_error_replies() {
     let x = Xvfb::start();
     let http = HttpServer::start();
     let page = http.html("/p", &solid_page("p", "#ffffff"));
-    let b = Browser::start(
-        &x,
-        BrowserOpts {
-            urls: vec![page.clone()],
-            ..Default::default()
-        },
-    );
-    let tab = b.tab_ids()[0];
-    b.wait_loaded(tab, Some(&page), LOAD_TIMEOUT);
+    let (b, tab) = Browser::start_on(&x, &page);
 
     let mode = std::fs::metadata(b.socket())
         .expect("socket exists")
@@ -173,15 +165,7 @@ fn missing_file_target_shows_an_error_page_not_a_crash() {
     let x = Xvfb::start();
     let http = HttpServer::start();
     let page = http.html("/p", &solid_page("p", "#ffffff"));
-    let b = Browser::start(
-        &x,
-        BrowserOpts {
-            urls: vec![page.clone()],
-            ..Default::default()
-        },
-    );
-    let tab = b.tab_ids()[0];
-    b.wait_loaded(tab, Some(&page), LOAD_TIMEOUT);
+    let (b, tab) = Browser::start_on(&x, &page);
     let pid = b.renderer_pid(tab).expect("renderer");
 
     let missing = "file:///nonexistent/x.html";

@@ -47,15 +47,7 @@ fn activate_shows_that_tabs_page() {
     let http = HttpServer::start();
     let red = http.html("/red", &solid_page("red", "#ff0000"));
     let blue = http.html("/blue", &solid_page("blue", "#0000ff"));
-    let b = Browser::start(
-        &x,
-        BrowserOpts {
-            urls: vec![red.clone()],
-            ..Default::default()
-        },
-    );
-    let red_tab = b.tab_ids()[0];
-    b.wait_loaded(red_tab, Some(&red), LOAD_TIMEOUT);
+    let (b, red_tab) = Browser::start_on(&x, &red);
     expect_content(&x, RED, "first tab");
 
     let blue_tab = b.new_tab(&blue);

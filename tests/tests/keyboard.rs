@@ -102,13 +102,8 @@ fn ctrl_t_opens_a_tab_while_a_page_has_focus() {
         "the page did not get keyboard focus: {}",
         focus_report(&b, tab)
     );
-    let before = b.tabs().len();
-    x.xdotool(&["key", "ctrl+t"]);
-    let opened = wait_until(Duration::from_secs(10), || {
-        (b.tabs().len() == before + 1).then_some(())
-    });
     assert!(
-        opened.is_some(),
+        ctrl_t_opens_a_tab(&x, &b),
         "Ctrl+T in a focused page did not open a tab: {:?}",
         b.tabs()
     );
@@ -130,13 +125,8 @@ fn ctrl_t_opens_a_tab_while_a_page_has_focus() {
         "the swallowing page never saw a key, so it had no focus: {}",
         focus_report(&b, eater)
     );
-    let before = b.tabs().len();
-    x.xdotool(&["key", "ctrl+t"]);
-    let opened = wait_until(Duration::from_secs(10), || {
-        (b.tabs().len() == before + 1).then_some(())
-    });
     assert!(
-        opened.is_some(),
+        ctrl_t_opens_a_tab(&x, &b),
         "Ctrl+T in a page that swallows keys did not open a tab: {:?}; page: {}",
         b.tabs(),
         focus_report(&b, eater)
@@ -228,4 +218,14 @@ fn tab_shortcuts_and_target_blank_links_work_from_a_focused_page() {
         b.tabs()
     );
     assert_eq!(b.tabs().len(), 2, "{:?}", b.tabs());
+}
+
+/// Types Ctrl+T and waits for exactly one more tab.
+fn ctrl_t_opens_a_tab(x: &Xvfb, b: &Browser) -> bool {
+    let before = b.tabs().len();
+    x.xdotool(&["key", "ctrl+t"]);
+    wait_until(Duration::from_secs(10), || {
+        (b.tabs().len() == before + 1).then_some(())
+    })
+    .is_some()
 }

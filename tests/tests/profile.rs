@@ -22,15 +22,7 @@ fn cookie_set_in_one_tab_is_seen_by_a_later_tab() {
     );
     let set = http.url("/set");
     let read = http.html("/read", "<!doctype html><title>read</title>");
-    let b = Browser::start(
-        &x,
-        BrowserOpts {
-            urls: vec![set.clone()],
-            ..Default::default()
-        },
-    );
-    let first = b.tab_ids()[0];
-    b.wait_loaded(first, Some(&set), LOAD_TIMEOUT);
+    let (b, first) = Browser::start_on(&x, &set);
     let own = b.eval(first, "document.cookie").unwrap_or(Value::Null);
     let own = own.as_str().unwrap_or_default();
     assert!(

@@ -630,15 +630,7 @@ fn shutdown_with_the_task_manager_open_exits_cleanly() {
     let x = Xvfb::start();
     let http = HttpServer::start();
     let url = http.html("/page", &solid_page("A page", "#e0f0ff"));
-    let b = Browser::start(
-        &x,
-        BrowserOpts {
-            urls: vec![url.clone()],
-            ..Default::default()
-        },
-    );
-    let tab = b.tab_ids()[0];
-    b.wait_loaded(tab, Some(&url), LOAD_TIMEOUT);
+    let (b, _tab) = Browser::start_on(&x, &url);
     assert!(
         open_with_shift_escape(&x).is_some(),
         "Shift+Esc did not open the Task Manager"
