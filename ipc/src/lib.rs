@@ -44,6 +44,22 @@ pub const MAX_EVAL_RESULT_LEN: usize = 512 * 1024;
 /// The longest one-shot server name the browser accepts, in bytes.
 pub const MAX_SERVER_NAME_LEN: usize = 4096;
 
+/// The most back/forward entries a [`SessionHistory`] may list.
+pub const MAX_HISTORY_ENTRIES: usize = 200;
+
+/// The largest serialized WebKit session state ([`SessionHistory::webkit_state`]), in bytes. A
+/// renderer whose state is larger sends an empty one (the entries alone still restore the URLs).
+pub const MAX_WEBKIT_STATE_LEN: usize = 512 * 1024;
+
+/// The most edited form fields a [`PageState`] may carry.
+pub const MAX_FORM_FIELDS: usize = 500;
+
+/// The longest form field value, id or name, in bytes.
+pub const MAX_FIELD_VALUE_LEN: usize = 64 * 1024;
+
+/// The most selected options one `<select>` field may report.
+pub const MAX_SELECTED_OPTIONS: usize = 1024;
+
 /// The scheme of Warren's internal pages (`warren://newtab/`), served by the renderer from the
 /// project's `resources/`.
 pub const INTERNAL_SCHEME: &str = "warren";
@@ -110,6 +126,85 @@ pub struct ViewSetup {
     pub website_data_dir: PathBuf,
     /// The profile's SQLite cookie database.
     pub cookie_file: PathBuf,
+    /// A discarded (or crashed, or session-restored) tab's state to bring back instead of a plain
+    /// load of `url`. The browser has checked every URL in it; `url` is its current entry's URL.
+    pub restore: Option<TabSnapshot>,
+}
+
+/// A tab's state as the browser keeps it while the tab has no renderer (discarded, crashed,
+/// restored from the saved session), and what a renderer restores when it brings the tab back:
+/// its history, then its page.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TabSnapshot {
+    pub history: SessionHistory,
+    /// The current page's scroll offset, zoom and edited form fields, if they were captured.
+    pub page: Option<PageState>,
+}
+
+/// One entry of a tab's back/forward list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub url: String,
+    pub title: String,
+}
+
+/// A tab's back/forward list: the entries the browser can check, and WebKit's own serialized
+/// session state (`webkit_web_view_session_state_serialize`), which also holds each entry's
+/// scroll position and form state. The browser never decodes `webkit_state`; a restoring renderer
+/// uses it only when the list it restores from it has exactly the URLs of `entries`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionHistory {
+    /// Oldest first; at most [`MAX_HISTORY_ENTRIES`].
+    pub entries: Vec<HistoryEntry>,
+    /// The index of the current entry in `entries`.
+    pub current: u32,
+    /// At most [`MAX_WEBKIT_STATE_LEN`] bytes; empty when unknown.
+    pub webkit_state: Vec<u8>,
+}
+
+impl SessionHistory {
+    /// The current entry, if `current` is in range.
+    pub fn current_entry(&self) -> Option<&HistoryEntry> {
+        self.entries.get(self.current as usize)
+    }
+}
+
+/// What the current page shows beyond its URL: where it is scrolled, its zoom, and the values of
+/// the form fields the user edited (never password fields).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PageState {
+    /// The page this state belongs to; a restoring renderer applies it only to this URL.
+    pub url: String,
+    /// `window.scrollX` and `window.scrollY`, in CSS pixels.
+    pub scroll_x: f64,
+    pub scroll_y: f64,
+    /// The view's zoom level (1.0 is 100%).
+    pub zoom: f64,
+    /// At most [`MAX_FORM_FIELDS`].
+    pub fields: Vec<FormField>,
+}
+
+/// One edited form field of the current page's main document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormField {
+    /// The field's position among the document's `input`, `textarea` and `select` elements, in
+    /// tree order.
+    pub index: u32,
+    /// The element's `id` and `name` attributes, to find it again when the index moved.
+    pub id: String,
+    pub name: String,
+    pub value: FieldValue,
+}
+
+/// The value of a [`FormField`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldValue {
+    /// A text-like `input` or a `textarea`.
+    Text(String),
+    /// A checkbox or a radio button.
+    Checked(bool),
+    /// A `select`: the indices of its selected options.
+    Selected(Vec<u32>),
 }
 
 /// Everything a renderer needs to start hosting its tab, sent once by the browser right after it
@@ -146,6 +241,9 @@ pub enum BrowserToRenderer {
     Eval { request: u64, js: String },
     /// Liveness check; answer with [`RendererToBrowser::Pong`] carrying the same sequence number.
     Ping { seq: u64 },
+    /// Report the tab's whole state with [`RendererToBrowser::StateCaptured`]: the browser is
+    /// about to discard the tab (or to shut down) and keeps it to restore the tab later.
+    CaptureState { request: u64 },
     /// Exit cleanly.
     Shutdown,
 }
@@ -190,6 +288,20 @@ pub enum RendererToBrowser {
     Pong { seq: u64 },
     /// WebKit's web process for this tab ended abnormally; the renderer is about to exit.
     WebProcessCrashed { reason: String },
+    /// The tab's back/forward list changed (a load finished, history moved): sent unasked, at most
+    /// about once a second, so the browser's copy survives a crash of either process.
+    HistoryState(SessionHistory),
+    /// The answer to [`BrowserToRenderer::CaptureState`]: the history and the current page.
+    StateCaptured {
+        request: u64,
+        history: SessionHistory,
+        page: PageState,
+    },
+    /// The user edited a form field of the page and has not submitted it (true), or the page with
+    /// the edits is gone: submitted, navigated away, reloaded (false). Sent on changes only.
+    FormEdited(bool),
+    /// The page started (true) or stopped (false) playing audio. Sent on changes only.
+    PlayingAudio(bool),
 }
 
 impl RendererToBrowser {
@@ -206,6 +318,10 @@ impl RendererToBrowser {
             Self::EvalResult { .. } => "EvalResult",
             Self::Pong { .. } => "Pong",
             Self::WebProcessCrashed { .. } => "WebProcessCrashed",
+            Self::HistoryState(_) => "HistoryState",
+            Self::StateCaptured { .. } => "StateCaptured",
+            Self::FormEdited(_) => "FormEdited",
+            Self::PlayingAudio(_) => "PlayingAudio",
         }
     }
 }
