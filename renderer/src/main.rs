@@ -6,18 +6,24 @@
 //!    descriptor 3, send `Hello` with the name of a one-shot ipc-channel server, accept the
 //!    browser's `Launch`.
 //! 2. GTK on the main thread; the web view ([`view`]) is a child window of the browser's X window.
-//!    `Ready` goes up once it exists.
+//!    `Ready` goes up once it exists; then it loads the launch URL, or brings back the tab's
+//!    snapshot ([`state`]: history, scroll offset, zoom, edited form fields).
 //! 3. A thread blocks on the down channel and hands each message to the GTK main loop; the view's
-//!    WebKit signals become up frames ([`up`]).
+//!    WebKit signals become up frames ([`up`]), and the tab's history is pushed up as it changes
+//!    ([`session`]). Scripts of the renderer's own run in an isolated script world ([`scripts`]).
 //! 4. Exit: on `Shutdown` (status 0), when the browser is gone (down channel closed or an up write
 //!    fails; status 0), or when WebKit's web process dies (status [`EXIT_WEB_PROCESS_CRASHED`]).
 //!    WebKit's web and network processes notice their closed connections and end with us.
 
 mod focus;
 mod protocol;
+mod scripts;
+mod session;
 mod startup;
+mod state;
 mod up;
 mod view;
+mod webkit_state;
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;

@@ -3,8 +3,9 @@
 //! The browser treats this channel as hostile input and ends a renderer that breaks its rules, so
 //! this module keeps every message inside them: titles are cut to [`MAX_TITLE_LEN`] on a character
 //! boundary, URLs longer than [`MAX_URL_LEN`] are never sent, bursts of title and URL changes
-//! (a page can change `document.title` in a loop) are coalesced, `Loading` and `HistoryChanged`
-//! are sent only when they change, and new-tab requests are rate limited.
+//! (a page can change `document.title` in a loop) are coalesced, `Loading`, `HistoryChanged`,
+//! `FormEdited` and `PlayingAudio` are sent only when they change, and new-tab requests are rate
+//! limited.
 //!
 //! All writes happen on the GTK main thread (the `Hello` frame is written before the main loop
 //! exists, on the same thread). A write that fails means the browser is gone; the writer then
@@ -126,6 +127,9 @@ struct Inner {
     url: Coalesced,
     loading: Option<bool>,
     history: Option<(bool, bool)>,
+    /// What the browser was last told; it assumes false until told otherwise.
+    form_edited: bool,
+    playing_audio: bool,
     open_tab: RateLimit,
 }
 
@@ -148,11 +152,18 @@ impl Up {
                 url: Coalesced::default(),
                 loading: None,
                 history: None,
+                form_edited: false,
+                playing_audio: false,
                 open_tab: RateLimit::default(),
             }),
             on_gone,
             gone: Cell::new(false),
         })
+    }
+
+    /// The tab every frame carries.
+    pub fn tab_id(&self) -> TabId {
+        self.tab_id
     }
 
     /// Whether a write has failed (the browser is gone).
@@ -224,6 +235,28 @@ impl Up {
                 can_go_back,
                 can_go_forward,
             });
+        }
+    }
+
+    /// Reports whether the page holds unsubmitted form edits, once per change.
+    pub fn form_edited(self: &Rc<Self>, edited: bool) {
+        let changed = {
+            let mut inner = self.inner.borrow_mut();
+            std::mem::replace(&mut inner.form_edited, edited) != edited
+        };
+        if changed {
+            self.send(RendererToBrowser::FormEdited(edited));
+        }
+    }
+
+    /// Reports whether the page plays audio, once per change.
+    pub fn playing_audio(self: &Rc<Self>, playing: bool) {
+        let changed = {
+            let mut inner = self.inner.borrow_mut();
+            std::mem::replace(&mut inner.playing_audio, playing) != playing
+        };
+        if changed {
+            self.send(RendererToBrowser::PlayingAudio(playing));
         }
     }
 
@@ -373,6 +406,38 @@ mod tests {
         }
         assert!(!r.allow(t0, OPEN_TAB_BURST, OPEN_TAB_WINDOW));
         assert!(r.allow(t0 + OPEN_TAB_WINDOW, OPEN_TAB_BURST, OPEN_TAB_WINDOW));
+    }
+
+    #[test]
+    fn form_and_audio_states_are_sent_on_changes_only() {
+        use std::io::Read;
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let up = Up::new(TabId(4), ours, Box::new(|_| {}));
+        // The browser assumes false: a first false says nothing new.
+        up.form_edited(false);
+        up.playing_audio(false);
+        up.form_edited(true);
+        up.form_edited(true);
+        up.playing_audio(true);
+        up.form_edited(false);
+        up.playing_audio(true);
+        drop(up);
+        let mut bytes = Vec::new();
+        theirs.read_to_end(&mut bytes).unwrap();
+        let mut d = frame::FrameDecoder::new();
+        d.push(&bytes);
+        let mut msgs = Vec::new();
+        while let Some(f) = d.next_frame().unwrap() {
+            msgs.push(f.msg);
+        }
+        assert_eq!(
+            msgs,
+            vec![
+                RendererToBrowser::FormEdited(true),
+                RendererToBrowser::PlayingAudio(true),
+                RendererToBrowser::FormEdited(false),
+            ]
+        );
     }
 
     #[test]

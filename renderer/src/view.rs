@@ -1,7 +1,9 @@
 //! The tab's web view: built with wry as a child of the browser's X window, its WebKit signals mapped to up messages, and the browser's commands applied to it.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::c_ulong;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
 
 use gtk::prelude::*;
 use javascriptcore::{ContextExt, ExceptionExt, ValueExt};
@@ -17,16 +19,21 @@ use wry::{NewWindowResponse, Rect, WebContext, WebViewBuilder, WebViewExtUnix};
 use x11_dl::xlib;
 
 use warren_ipc::{
-    Bounds, BrowserToRenderer, Launch, RendererToBrowser, INTERNAL_SCHEME, MAX_EVAL_RESULT_LEN,
-    SHOWABLE_SCHEMES,
+    Bounds, BrowserToRenderer, Launch, PageState, RendererToBrowser, SessionHistory,
+    INTERNAL_SCHEME, MAX_EVAL_RESULT_LEN, SHOWABLE_SCHEMES,
 };
 
 use crate::focus::XFocus;
+use crate::session::{self, CaptureError, Throttle, ThrottleStep, HISTORY_INTERVAL};
 use crate::up::{truncate_on_char_boundary, Up};
-use crate::{protocol, request_exit, ExitReason};
+use crate::{protocol, request_exit, scripts, state, ExitReason};
 
 /// The longest script error message passed on to the browser, in bytes.
 const MAX_EVAL_ERROR_LEN: usize = 4096;
+
+/// How long a restored tab waits, after loading stopped, for load-changed Finished (which
+/// applies the page state) before it gives the page state up.
+const RESTORE_FINISH_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the web view could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +149,17 @@ pub struct Tab {
     webview: wry::WebView,
     /// Must outlive the view.
     _context: WebContext,
+    /// The URL the tab was launched with: the history's entry while nothing is committed yet.
+    launch_url: String,
+    /// Keeps unasked `HistoryState` messages to about one a second.
+    history_throttle: RefCell<Throttle>,
+    /// The last `HistoryState` sent, so an unchanged history is not sent again.
+    last_history: RefCell<Option<SessionHistory>>,
+    /// A restored page's scroll offset and fields, waiting for the restore's first load to finish.
+    pending_page: RefCell<Option<PageState>>,
+    /// Counts loads that started, so a script result that arrives after the page it ran in was
+    /// left is recognised.
+    load_generation: Cell<u64>,
 }
 
 impl Tab {
@@ -210,11 +228,24 @@ impl Tab {
             view,
             webview,
             _context: context,
+            launch_url: launch.view.url.clone(),
+            history_throttle: RefCell::new(Throttle::default()),
+            last_history: RefCell::new(None),
+            pending_page: RefCell::new(None),
+            load_generation: Cell::new(0),
         });
         tab.connect_signals();
+        let form_up = Rc::clone(&tab.up);
+        scripts::install_form_watch(&tab.view, move |edited| form_up.form_edited(edited));
         tab.up.send(RendererToBrowser::Ready);
         tab.report_history();
-        tab.view.load_uri(&launch.view.url);
+        match &launch.view.restore {
+            Some(snapshot) => {
+                let restore = state::restore(&tab.view, snapshot, &launch.view.url);
+                *tab.pending_page.borrow_mut() = restore.page;
+            }
+            None => tab.view.load_uri(&launch.view.url),
+        }
         Ok(tab)
     }
 
@@ -239,23 +270,46 @@ impl Tab {
             up.title_changed(view.title().as_deref().unwrap_or_default());
         });
 
-        let up = Rc::clone(&self.up);
+        let weak = Rc::downgrade(self);
         self.view.connect_load_changed(move |view, event| {
+            let Some(tab) = weak.upgrade() else { return };
             match event {
-                LoadEvent::Started => up.loading(true),
-                LoadEvent::Finished => up.loading(false),
+                LoadEvent::Started => {
+                    tab.load_generation.set(tab.load_generation.get() + 1);
+                    // The page with the edits is on its way out (navigation, reload).
+                    tab.up.form_edited(false);
+                    tab.up.loading(true);
+                }
+                LoadEvent::Committed => {
+                    // Edits made while the new page was pending went with the old page.
+                    tab.up.form_edited(false);
+                }
+                LoadEvent::Finished => {
+                    // The restore script is queued before Loading(false): a script the browser
+                    // sends after Loading(false) runs after it (WebKit runs them in order).
+                    tab.finish_restore();
+                    tab.up.loading(false);
+                    tab.history_changed();
+                }
                 _ => {}
             }
-            up.history(view.can_go_back(), view.can_go_forward());
+            tab.up.history(view.can_go_back(), view.can_go_forward());
         });
 
-        let up = Rc::clone(&self.up);
+        let weak = Rc::downgrade(self);
         self.view.connect_is_loading_notify(move |view| {
             // load-changed Finished follows every failure too; this catches any path where
             // WebKit stops loading without it.
             if !view.is_loading() {
-                up.loading(false);
+                if let Some(tab) = weak.upgrade() {
+                    tab.loading_stopped();
+                }
             }
+        });
+
+        let up = Rc::clone(&self.up);
+        self.view.connect_is_playing_audio_notify(move |view| {
+            up.playing_audio(view.is_playing_audio());
         });
 
         self.view.connect_load_failed(|_view, _event, uri, error| {
@@ -265,11 +319,11 @@ impl Tab {
         });
 
         if let Some(list) = self.view.back_forward_list() {
-            let weak = self.view.downgrade();
-            let up = Rc::clone(&self.up);
+            let weak = Rc::downgrade(self);
             list.connect_local("changed", false, move |_| {
-                if let Some(view) = weak.upgrade() {
-                    up.history(view.can_go_back(), view.can_go_forward());
+                if let Some(tab) = weak.upgrade() {
+                    tab.report_history();
+                    tab.history_changed();
                 }
                 None
             });
@@ -317,8 +371,159 @@ impl Tab {
             BrowserToRenderer::Focus => self.focus.focus(&self.view),
             BrowserToRenderer::Eval { request, js } => self.eval(request, &js),
             BrowserToRenderer::Ping { seq } => self.up.send(RendererToBrowser::Pong { seq }),
+            BrowserToRenderer::CaptureState { request } => self.capture_state(request),
             BrowserToRenderer::Shutdown => request_exit(ExitReason::Shutdown),
         }
+    }
+
+    /// Loading stopped. WebKit reports this just before load-changed Finished (and on any path
+    /// that ends without it). While a restored page waits for its first load, Loading(false) must
+    /// follow the restore script, which Finished queues; so it is left to Finished, and only if
+    /// Finished has not come [`RESTORE_FINISH_GRACE`] later is the restore dropped and the load
+    /// reported over.
+    fn loading_stopped(self: &Rc<Self>) {
+        if self.pending_page.borrow().is_none() {
+            self.up.loading(false);
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        glib::timeout_add_local_once(RESTORE_FINISH_GRACE, move || {
+            let Some(tab) = weak.upgrade() else { return };
+            if tab.view.is_loading() {
+                return;
+            }
+            if tab.pending_page.borrow_mut().take().is_some() {
+                log::info!(target: "renderer", "the restore's first load stopped without finishing; its scroll offset and fields are not applied");
+            }
+            tab.up.loading(false);
+        });
+    }
+
+    /// On the restore's first finished load: puts the page's fields back and scrolls it, if the
+    /// committed page is the one the state belongs to.
+    fn finish_restore(self: &Rc<Self>) {
+        let Some(page) = self.pending_page.borrow_mut().take() else {
+            return;
+        };
+        if self.view.uri().as_deref() != Some(page.url.as_str()) {
+            log::info!(target: "renderer", "the restored tab finished loading another page than its state's; scroll offset and fields are not applied");
+            return;
+        }
+        let Some(plan) = session::restore_plan_json(&page) else {
+            return;
+        };
+        let generation = self.load_generation.get();
+        let weak = Rc::downgrade(self);
+        self.view.evaluate_javascript(
+            &scripts::restore_script(&plan),
+            Some(scripts::WORLD),
+            None,
+            None::<&gtk::gio::Cancellable>,
+            move |result| {
+                let Some(tab) = weak.upgrade() else { return };
+                let restored = match result {
+                    Ok(value) if value.is_string() => {
+                        session::restored_field_count(&value.to_str())
+                    }
+                    Ok(_) => 0,
+                    Err(e) => {
+                        log::warn!(target: "renderer", "the page restore script failed: {}", truncate_on_char_boundary(e.message(), 500));
+                        0
+                    }
+                };
+                log::debug!(target: "renderer", "restored {restored} form fields");
+                // The restored page holds input its user never submitted, unless it was left
+                // before the script's answer came back.
+                if restored > 0 && tab.load_generation.get() == generation {
+                    tab.up.form_edited(true);
+                }
+            },
+        );
+    }
+
+    /// The back/forward list may have changed: sends `HistoryState` now, or once the throttle
+    /// allows, with the state as it is then.
+    fn history_changed(self: &Rc<Self>) {
+        let step = self
+            .history_throttle
+            .borrow_mut()
+            .offer(Instant::now(), HISTORY_INTERVAL);
+        match step {
+            ThrottleStep::SendNow => self.push_history(),
+            ThrottleStep::Wait => {}
+            ThrottleStep::Schedule(delay) => {
+                let weak: Weak<Self> = Rc::downgrade(self);
+                glib::timeout_add_local_once(delay, move || {
+                    if let Some(tab) = weak.upgrade() {
+                        tab.history_throttle.borrow_mut().fired(Instant::now());
+                        tab.push_history();
+                    }
+                });
+            }
+        }
+    }
+
+    /// Sends the history unless nothing is committed yet, or it is what the browser already has.
+    fn push_history(&self) {
+        if crate::exiting() {
+            return;
+        }
+        let built = state::capture_history(&self.view, &self.launch_url);
+        if built.fell_back {
+            return;
+        }
+        if self.last_history.borrow().as_ref() == Some(&built.history) {
+            return;
+        }
+        *self.last_history.borrow_mut() = Some(built.history.clone());
+        let (msg, shrunk) = session::fit_history_state(self.up.tab_id(), built.history);
+        if shrunk.any() {
+            log::info!(target: "renderer", "history state cut to fit one frame: {shrunk:?}");
+        }
+        self.up.send(msg);
+    }
+
+    /// Answers `CaptureState`: runs the capture script in the page, then reads the history and
+    /// sends both. A page that never runs the script gets no answer (the browser has a deadline);
+    /// the main loop is not held up meanwhile.
+    fn capture_state(self: &Rc<Self>, request: u64) {
+        let weak = Rc::downgrade(self);
+        self.view.evaluate_javascript(
+            scripts::capture_script(),
+            Some(scripts::WORLD),
+            None,
+            None::<&gtk::gio::Cancellable>,
+            move |result| {
+                let Some(tab) = weak.upgrade() else { return };
+                let json = match result {
+                    Ok(value) if value.is_string() => Ok(value.to_str().to_string()),
+                    Ok(_) => Err(CaptureError::Script("its value is not text".to_owned())),
+                    Err(e) => Err(CaptureError::Script(
+                        truncate_on_char_boundary(e.message(), 500).to_owned(),
+                    )),
+                };
+                let history = state::capture_history(&tab.view, &tab.launch_url).history;
+                let url = history
+                    .current_entry()
+                    .map(|e| e.url.clone())
+                    .unwrap_or_default();
+                let zoom = tab.view.zoom_level();
+                // A restore whose page state is not applied yet still has it: the document now
+                // shown is not scrolled or filled in, but the tab's state is the snapshot's.
+                let pending = tab.pending_page.borrow().clone();
+                let page = match (pending, json) {
+                    (Some(pending), _) if pending.url == url => pending,
+                    (_, Ok(ref text)) => session::page_state(Ok(text), &url, zoom),
+                    (_, Err(e)) => session::page_state(Err(e), &url, zoom),
+                };
+                let (msg, shrunk) =
+                    session::fit_state_captured(tab.up.tab_id(), request, history, page);
+                if shrunk.any() {
+                    log::info!(target: "renderer", "captured state cut to fit one frame: {shrunk:?}");
+                }
+                tab.up.send(msg);
+            },
+        );
     }
 
     fn eval(&self, request: u64, js: &str) {

@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod http;
 pub mod procs;
+pub mod renderer_driver;
 pub mod xvfb;
 
 use std::path::{Path, PathBuf};

@@ -108,6 +108,7 @@ impl Hostile {
                     url: "http://127.0.0.1/".into(),
                     website_data_dir: self.tmp.path().into(),
                     cookie_file: self.tmp.path().join("c"),
+                    restore: None,
                 },
                 receiver: rx,
             })
