@@ -3,21 +3,29 @@
 //! ```text
 //! browser ctl --socket PATH CMD [JSON-ARGS]
 //! ```
-//! builds `{"id":1,"cmd":CMD, ...JSON-ARGS}`, sends it as one line, prints the reply line to
-//! stdout and exits with 0 when the reply says `"ok": true`, 1 when it is an error reply, and 2
-//! for usage errors and when the browser can't be reached or does not answer.
+//! builds the request `{"id":1,"cmd":CMD, ...JSON-ARGS}` as a typed [`RequestLine`], checked
+//! exactly as the browser checks it ([`Command::from_object`], URLs normalised against this
+//! process's directory), so a bad command or argument is a usage error reported here with the
+//! browser's own message. It sends the request as one line, prints the reply line to stdout and
+//! exits with 0 when the reply says `"ok": true`, 1 when it is an error reply, and 2 for usage
+//! errors and when the browser can't be reached or does not answer.
 //!
 //! `browser ctl --socket PATH top` sends `task_manager` and prints the processes as a `ps`-like
 //! table instead of the raw reply (an error reply's message goes to stderr), with the same exit
-//! statuses.
+//! statuses. The command line itself is parsed by [`crate::cli`].
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::control::{self, LineEvent, LineReader};
+use crate::cli::CtlArgs;
+use crate::protocol::{
+    Command, ProcessInfo, ProcessKind, ReplyLine, RequestId, RequestLine, TaskManagerResult,
+};
+use crate::socket::{send_all, LineEvent, LineReader};
 
 /// How long the client waits for the reply (the browser answers every request within 10 s).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -32,33 +40,11 @@ pub const EXIT_ERROR_REPLY: i32 = 1;
 /// Exit status: bad usage, or no (valid) reply from the browser.
 pub const EXIT_USAGE: i32 = 2;
 
-const HELP: &str = "\
-Usage: browser ctl --socket PATH CMD [JSON-ARGS]
+/// The pseudo-command that prints `task_manager` as a table.
+const TOP: &str = "top";
 
-Sends one request to a running Warren started with --control-socket PATH and
-prints its reply, one JSON line: {\"id\":1,\"ok\":true,\"result\":...} or
-{\"id\":1,\"ok\":false,\"error\":\"...\"}.
-
-  CMD        a command of the control protocol: version, tabs, new_tab, navigate,
-             activate, close, reload, back, forward, eval, task_manager,
-             end_process, discard, freeze, unfreeze, pin, unpin, shutdown;
-             or top: task_manager's processes as a table (PID PPID KIND TAB CPU%
-             MEM(MiB) PSS(MiB) TITLE), sorted by tab, then pid
-  JSON-ARGS  a JSON object with the command's arguments, merged into the request
-
-Examples:
-  browser ctl --socket /tmp/warren.sock tabs
-  browser ctl --socket /tmp/warren.sock new_tab '{\"url\":\"https://example.org\"}'
-  browser ctl --socket /tmp/warren.sock eval '{\"tab_id\":1,\"js\":\"document.title\"}'
-  browser ctl --socket /tmp/warren.sock top
-
-Exit status: 0 when the reply is ok, 1 when it is an error reply, 2 for usage
-errors or when the browser can't be reached or does not answer within 15 s.
-";
-
-/// Runs `browser ctl` with the arguments that follow `ctl` on the command line; returns the
-/// process exit status.
-pub fn run(args: &[String]) -> i32 {
+/// Runs `browser ctl`; returns the process exit status.
+pub fn run(args: &CtlArgs) -> i32 {
     run_with(
         args,
         &mut io::stdout().lock(),
@@ -67,40 +53,43 @@ pub fn run(args: &[String]) -> i32 {
     )
 }
 
-fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write, timeout: Duration) -> i32 {
-    let (socket, request, table) = match parse_args(args) {
-        Ok(Parsed::Help) => {
-            let _ = out.write_all(HELP.as_bytes());
-            return EXIT_OK;
-        }
-        Ok(Parsed::Request {
-            socket,
-            request,
-            table,
-        }) => (socket, request, table),
+fn run_with(args: &CtlArgs, out: &mut dyn Write, err: &mut dyn Write, timeout: Duration) -> i32 {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let (request, table) = match build_request(args, &cwd) {
+        Ok(request) => (request, args.cmd == TOP),
         Err(message) => {
             let _ = writeln!(err, "browser ctl: {message}\nTry 'browser ctl --help'.");
             return EXIT_USAGE;
         }
     };
-    match exchange(&socket, &request, timeout) {
+    let line = match serde_json::to_string(&request) {
+        Ok(line) => line,
+        Err(e) => {
+            let _ = writeln!(err, "browser ctl: cannot encode the request: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    match exchange(&args.socket, &line, timeout) {
         Ok(line) if table => print_table(&line, out, err),
-        Ok(line) => {
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.write_all(b"\n");
-            let _ = out.flush();
-            match reply_ok(&line) {
-                Some(true) => EXIT_OK,
-                Some(false) => EXIT_ERROR_REPLY,
-                None => {
-                    let _ = writeln!(
-                        err,
-                        "browser ctl: the reply is not a control-protocol reply"
-                    );
-                    EXIT_USAGE
+        Ok(line) => match serde_json::from_str::<ReplyLine<Value>>(&line) {
+            Ok(reply) => {
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.write_all(b"\n");
+                let _ = out.flush();
+                if reply.reply.is_ok() {
+                    EXIT_OK
+                } else {
+                    EXIT_ERROR_REPLY
                 }
             }
-        }
+            Err(e) => {
+                let _ = writeln!(
+                    err,
+                    "browser ctl: the reply is not a control-protocol reply: {e}"
+                );
+                EXIT_USAGE
+            }
+        },
         Err(message) => {
             let _ = writeln!(err, "browser ctl: {message}");
             EXIT_USAGE
@@ -108,57 +97,17 @@ fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write, timeout: 
     }
 }
 
-enum Parsed {
-    Help,
-    /// `table`: print the reply of `task_manager` as a table (`top`).
-    Request {
-        socket: String,
-        request: String,
-        table: bool,
-    },
-}
-
-/// The pseudo-command that prints `task_manager` as a table.
-const TOP: &str = "top";
-
-fn parse_args(args: &[String]) -> Result<Parsed, String> {
-    let mut socket = None;
-    let mut positional = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--socket" => {
-                let path = iter.next().ok_or("--socket needs a path")?;
-                socket = Some(path.clone());
-            }
-            a if a.starts_with("--socket=") => socket = Some(a["--socket=".len()..].to_owned()),
-            a if a.starts_with("--") => return Err(format!("unknown option {a}")),
-            _ => positional.push(arg),
-        }
-    }
-    let socket = socket
-        .filter(|s| !s.is_empty())
-        .ok_or("missing --socket PATH")?;
-    let (cmd, json_args) = match positional.as_slice() {
-        [] => return Err("missing CMD".to_owned()),
-        [cmd] => (*cmd, None),
-        [cmd, json] => (*cmd, Some(*json)),
-        _ => {
-            return Err(
-                "too many arguments; pass the command's arguments as one JSON object".to_owned(),
-            )
-        }
+/// Builds the request for `CMD [JSON-ARGS]` (`top` asks for `task_manager`), checked as the
+/// browser checks requests, URLs normalised against `cwd`. The error is a usage message.
+pub fn build_request(args: &CtlArgs, cwd: &Path) -> Result<RequestLine, String> {
+    let cmd = if args.cmd == TOP {
+        "task_manager"
+    } else {
+        args.cmd.as_str()
     };
-    if cmd.is_empty() {
-        return Err("CMD is empty".to_owned());
-    }
-    let table = cmd == TOP;
-    let cmd = if table { "task_manager" } else { cmd.as_str() };
-    let mut request = Map::new();
-    request.insert("id".to_owned(), Value::from(1));
-    request.insert("cmd".to_owned(), Value::from(cmd));
-    if let Some(json) = json_args {
+    let mut object = Map::new();
+    object.insert("cmd".to_owned(), Value::from(cmd));
+    if let Some(json) = &args.json_args {
         let value: Value = serde_json::from_str(json).map_err(|e| {
             format!("JSON-ARGS is not valid JSON ({e}); give an object such as '{{\"tab_id\":1}}'")
         })?;
@@ -169,21 +118,22 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
             if key == "id" || key == "cmd" {
                 return Err(format!("JSON-ARGS must not contain \"{key}\"; ctl sets it"));
             }
-            request.insert(key, value);
+            object.insert(key, value);
         }
     }
-    Ok(Parsed::Request {
-        socket,
-        request: Value::Object(request).to_string(),
-        table,
+    let command = Command::from_object(object)?.fixup_urls(cwd)?;
+    Ok(RequestLine {
+        id: Some(RequestId::from(1)),
+        command,
     })
 }
 
 /// Sends the request line and reads the reply line.
-fn exchange(socket: &str, request: &str, timeout: Duration) -> Result<String, String> {
+fn exchange(socket: &Path, request: &str, timeout: Duration) -> Result<String, String> {
+    let shown = socket.display();
     let stream = UnixStream::connect(socket).map_err(|e| {
         format!(
-            "cannot connect to the control socket {socket}: {e}; is Warren running with --control-socket {socket}?"
+            "cannot connect to the control socket {shown}: {e}; is Warren running with --control-socket {shown}?"
         )
     })?;
     let setup = stream
@@ -192,8 +142,7 @@ fn exchange(socket: &str, request: &str, timeout: Duration) -> Result<String, St
     setup.map_err(|e| format!("cannot configure the connection: {e}"))?;
     let mut line = request.as_bytes().to_vec();
     line.push(b'\n');
-    control::send_all(&stream, &line)
-        .map_err(|e| format!("cannot send the request to {socket}: {e}"))?;
+    send_all(&stream, &line).map_err(|e| format!("cannot send the request to {shown}: {e}"))?;
     // Half-close: the browser still answers what it has read.
     let _ = stream.shutdown(std::net::Shutdown::Write);
 
@@ -218,42 +167,26 @@ fn exchange(socket: &str, request: &str, timeout: Duration) -> Result<String, St
 
 /// Prints a `task_manager` reply as a table; returns the exit status.
 fn print_table(line: &str, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let reply = match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(map)) => map,
-        _ => {
-            let _ = writeln!(
-                err,
-                "browser ctl: the reply is not a control-protocol reply"
-            );
-            return EXIT_USAGE;
-        }
-    };
-    match reply.get("ok").and_then(Value::as_bool) {
-        Some(true) => {}
-        Some(false) => {
-            let message = reply
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("(no message)");
-            let _ = writeln!(err, "browser ctl: task_manager failed: {message}");
-            return EXIT_ERROR_REPLY;
-        }
-        None => {
-            let _ = writeln!(
-                err,
-                "browser ctl: the reply is not a control-protocol reply"
-            );
-            return EXIT_USAGE;
-        }
-    }
-    match format_top(reply.get("result").unwrap_or(&Value::Null)) {
-        Ok(table) => {
-            let _ = out.write_all(table.as_bytes());
+    match serde_json::from_str::<ReplyLine<TaskManagerResult>>(line) {
+        Ok(ReplyLine {
+            reply: Ok(result), ..
+        }) => {
+            let _ = out.write_all(format_top(&result).as_bytes());
             let _ = out.flush();
             EXIT_OK
         }
-        Err(message) => {
-            let _ = writeln!(err, "browser ctl: {message}");
+        Ok(ReplyLine {
+            reply: Err(message),
+            ..
+        }) => {
+            let _ = writeln!(err, "browser ctl: task_manager failed: {message}");
+            EXIT_ERROR_REPLY
+        }
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "browser ctl: the reply is not a task_manager reply: {e}"
+            );
             EXIT_USAGE
         }
     }
@@ -262,58 +195,13 @@ fn print_table(line: &str, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 /// The longest title `top` prints, in characters.
 const TOP_TITLE_MAX: usize = 60;
 
-/// One row of the `top` table.
-struct TopRow {
-    pid: u64,
-    parent_pid: u64,
-    kind: String,
-    tab_id: Option<u64>,
-    cpu_percent: f64,
-    memory_kb: Option<u64>,
-    pss_kb: Option<u64>,
-    title: String,
-}
-
-/// Formats a `task_manager` result (`{"processes": [...]}`) as `browser ctl top` prints it: a
-/// `ps`-like table sorted by tab (the browser first, processes without a tab last), then pid,
-/// and a summary line.
-pub fn format_top(result: &Value) -> Result<String, String> {
-    let list = result
-        .get("processes")
-        .and_then(Value::as_array)
-        .ok_or("the task_manager reply has no \"processes\" list")?;
-    let mut rows = Vec::with_capacity(list.len());
-    for (i, p) in list.iter().enumerate() {
-        let malformed =
-            |field: &str| format!("process {i} of the task_manager reply has no valid \"{field}\"");
-        let optional_u64 = |field: &str| match p.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| malformed(field)),
-        };
-        rows.push(TopRow {
-            pid: p
-                .get("pid")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| malformed("pid"))?,
-            parent_pid: optional_u64("parent_pid")?.unwrap_or(0),
-            kind: p
-                .get("kind")
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed("kind"))?
-                .to_owned(),
-            tab_id: optional_u64("tab_id")?,
-            cpu_percent: match p.get("cpu_percent") {
-                None | Some(Value::Null) => 0.0,
-                Some(v) => v.as_f64().ok_or_else(|| malformed("cpu_percent"))?,
-            },
-            memory_kb: optional_u64("memory_kb")?,
-            pss_kb: optional_u64("pss_kb")?,
-            title: printable(p.get("title").and_then(Value::as_str).unwrap_or("")),
-        });
-    }
+/// Formats a `task_manager` result as `browser ctl top` prints it: a `ps`-like table sorted by
+/// tab (the browser first, processes without a tab last), then pid, and a summary line.
+pub fn format_top(result: &TaskManagerResult) -> String {
+    let mut rows: Vec<&ProcessInfo> = result.processes.iter().collect();
     rows.sort_by_key(|r| {
-        let group = match (r.kind.as_str(), r.tab_id) {
-            ("browser", _) => 0,
+        let group = match (r.kind, r.tab_id) {
+            (ProcessKind::Browser, _) => 0,
             (_, Some(_)) => 1,
             (_, None) => 2,
         };
@@ -332,12 +220,12 @@ pub fn format_top(result: &Value) -> Result<String, String> {
             [
                 r.pid.to_string(),
                 r.parent_pid.to_string(),
-                r.kind.clone(),
+                r.kind.as_str().to_owned(),
                 r.tab_id.map_or_else(|| "-".to_owned(), |t| t.to_string()),
                 format!("{:.1}", r.cpu_percent),
                 mib(r.memory_kb),
                 mib(r.pss_kb),
-                r.title.clone(),
+                printable(&r.title),
             ]
         })
         .collect();
@@ -381,7 +269,7 @@ pub fn format_top(result: &Value) -> Result<String, String> {
     }
     table.push_str(&summary);
     table.push('\n');
-    Ok(table)
+    table
 }
 
 /// A page-controlled title made safe for a terminal: control characters (escape sequences,
@@ -401,27 +289,25 @@ fn printable(title: &str) -> String {
     }
 }
 
-/// `Some(ok)` for a well-formed reply, `None` otherwise.
-fn reply_ok(line: &str) -> Option<bool> {
-    match serde_json::from_str::<Value>(line).ok()? {
-        Value::Object(map) => map.get("ok")?.as_bool(),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{Command, ControlServer, Request};
-    use std::path::Path;
+    use crate::cli::{self, Invocation};
+    use crate::control::{ControlServer, Request};
+    use crate::protocol::{Answer, VersionInfo};
+    use serde_json::json;
+    use warren_ipc::TabId;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
+    /// Runs `browser ctl ARGS...` as `main` does: clap first, then the client.
     fn run_capture(list: &[&str], timeout: Duration) -> (i32, String, String) {
+        let argv = ["browser", "ctl"].iter().chain(list);
+        let args = match cli::parse_from(argv, &mut io::sink()) {
+            Ok(Invocation::Ctl(args)) => args,
+            Ok(other) => panic!("{list:?} parsed as {other:?}"),
+            Err(e) => return (i32::from(e.exit_code()), String::new(), e.to_string()),
+        };
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = run_with(&args(list), &mut out, &mut err, timeout);
+        let code = run_with(&args, &mut out, &mut err, timeout);
         (
             code,
             String::from_utf8(out).unwrap(),
@@ -429,72 +315,139 @@ mod tests {
         )
     }
 
-    fn request_of(list: &[&str]) -> Value {
-        match parse_args(&args(list)) {
-            Ok(Parsed::Request { request, .. }) => serde_json::from_str(&request).unwrap(),
-            Ok(Parsed::Help) => panic!("help"),
-            Err(e) => panic!("{list:?}: {e}"),
-        }
+    /// The request line `ctl` would send for `CMD [JSON-ARGS]`.
+    fn request_of(cmd: &str, json: Option<&str>) -> Value {
+        let args = CtlArgs::new("/s", cmd, json);
+        let request = build_request(&args, Path::new("/home/u")).unwrap();
+        serde_json::to_value(request).unwrap()
+    }
+
+    fn usage_error(cmd: &str, json: Option<&str>) -> String {
+        build_request(&CtlArgs::new("/s", cmd, json), Path::new("/"))
+            .map(|r| format!("built {r:?}"))
+            .unwrap_err()
     }
 
     #[test]
-    fn builds_requests() {
+    fn builds_typed_requests() {
+        assert_eq!(request_of("tabs", None), json!({"id": 1, "cmd": "tabs"}));
         assert_eq!(
-            request_of(&["--socket", "/s", "tabs"]),
-            serde_json::json!({"id": 1, "cmd": "tabs"})
+            request_of("top", None),
+            json!({"id": 1, "cmd": "task_manager"})
         );
+        // URLs are normalised before sending, paths against ctl's own directory.
         assert_eq!(
-            request_of(&[
+            request_of(
                 "new_tab",
-                "--socket=/s",
-                r#"{"url":"example.org","background":true}"#
-            ]),
-            serde_json::json!({"id": 1, "cmd": "new_tab", "url": "example.org", "background": true})
+                Some(r#"{"url":"example.org","background":true}"#)
+            ),
+            json!({"id": 1, "cmd": "new_tab", "url": "https://example.org/", "background": true})
         );
-        // The command is passed on unchecked: the browser's error reply names the known ones.
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let navigate = build_request(
+            &CtlArgs::new(
+                "/s",
+                "navigate",
+                Some(r#"{"tab_id":2,"url":"./Cargo.toml"}"#),
+            ),
+            Path::new(dir),
+        )
+        .unwrap();
         assert_eq!(
-            request_of(&["--socket", "/s", "frobnicate"]),
-            serde_json::json!({"id": 1, "cmd": "frobnicate"})
+            serde_json::to_value(navigate).unwrap(),
+            json!({"id": 1, "cmd": "navigate", "tab_id": 2, "url": format!("file://{dir}/Cargo.toml")})
         );
+        assert_eq!(
+            request_of("eval", Some(r#"{"tab_id":1,"js":"document.title"}"#)),
+            json!({"id": 1, "cmd": "eval", "tab_id": 1, "js": "document.title"})
+        );
+        // Unknown fields pass the check (the browser ignores them too) and are not sent.
+        assert_eq!(
+            request_of("close", Some(r#"{"tab_id":4,"later":true}"#)),
+            json!({"id": 1, "cmd": "close", "tab_id": 4})
+        );
+        let typed = build_request(
+            &CtlArgs::new("/s", "pin", Some(r#"{"tab_id":3}"#)),
+            Path::new("/"),
+        );
+        assert_eq!(
+            typed.unwrap(),
+            RequestLine {
+                id: Some(RequestId::from(1)),
+                command: Command::Pin { tab_id: TabId(3) },
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_bad_requests_locally_with_the_browsers_messages() {
+        for (cmd, json, needle) in [
+            ("eval", Some("[1]"), "must be a JSON object"),
+            ("eval", Some("{"), "not valid JSON"),
+            ("eval", Some(r#"{"id":5}"#), "must not contain \"id\""),
+            ("eval", Some(r#"{"cmd":"x"}"#), "must not contain \"cmd\""),
+            (
+                "frobnicate",
+                None,
+                "unknown command \"frobnicate\"; known commands: version, tabs",
+            ),
+            ("close", None, "missing \"tab_id\""),
+            (
+                "close",
+                Some(r#"{"tab_id":-1}"#),
+                "tab_id must be a non-negative integer",
+            ),
+            ("eval", Some(r#"{"tab_id":1}"#), "missing \"js\""),
+            (
+                "new_tab",
+                Some(r#"{"url":"javascript:alert(1)"}"#),
+                "unsupported scheme",
+            ),
+            (
+                "new_tab",
+                Some(r#"{"background":1}"#),
+                "background must be true or false",
+            ),
+        ] {
+            let err = usage_error(cmd, json);
+            assert!(err.contains(needle), "{cmd} {json:?}: {err}");
+        }
     }
 
     #[test]
     fn usage_errors() {
         for (list, needle) in [
-            (&["tabs"][..], "missing --socket"),
-            (&["--socket"][..], "--socket needs a path"),
-            (&["--socket", "/s"][..], "missing CMD"),
+            // Refused by clap.
+            (&["tabs"][..], "--socket <PATH>"),
+            (
+                &["--socket"][..],
+                "a value is required for '--socket <PATH>'",
+            ),
+            (&["--socket", "/s"][..], "<CMD>"),
+            (
+                &["--socket", "/s", "a", "{}", "b"][..],
+                "unexpected argument 'b'",
+            ),
+            (
+                &["--sock", "/s", "tabs"][..],
+                "unexpected argument '--sock'",
+            ),
+            // Refused by the request check.
             (
                 &["--socket", "/s", "eval", "[1]"][..],
                 "must be a JSON object",
             ),
-            (&["--socket", "/s", "eval", "{"][..], "not valid JSON"),
+            (&["--socket", "/s", "nope"][..], "unknown command \"nope\""),
             (
-                &["--socket", "/s", "eval", r#"{"id":5}"#][..],
-                "must not contain \"id\"",
+                &["--socket", "/s", "navigate", r#"{"tab_id":1}"#][..],
+                "missing \"url\"",
             ),
-            (
-                &["--socket", "/s", "eval", r#"{"cmd":"x"}"#][..],
-                "must not contain \"cmd\"",
-            ),
-            (
-                &["--socket", "/s", "a", "{}", "b"][..],
-                "too many arguments",
-            ),
-            (&["--sock", "/s", "tabs"][..], "unknown option --sock"),
         ] {
             let (code, out, err) = run_capture(list, READ_TIMEOUT);
             assert_eq!(code, EXIT_USAGE, "{list:?}");
             assert!(out.is_empty(), "{list:?}");
             assert!(err.contains(needle), "{list:?}: {err}");
         }
-    }
-
-    #[test]
-    fn help() {
-        let (code, out, _) = run_capture(&["--help"], READ_TIMEOUT);
-        assert_eq!(code, EXIT_OK);
-        assert!(out.starts_with("Usage: browser ctl --socket PATH CMD [JSON-ARGS]"));
     }
 
     #[test]
@@ -508,15 +461,20 @@ mod tests {
         assert!(err.contains("cannot connect"), "{err}");
     }
 
-    /// A server whose UI answers `version`, refuses `close`, and never answers `eval`.
+    /// A server whose UI answers `version` and `task_manager`, refuses `close`, and never
+    /// answers `eval`.
     fn fake_browser(path: &Path) -> ControlServer {
         ControlServer::start_with_timeout(
             path,
             Box::new(|request: Request| {
                 let reply = match request.command {
-                    Command::Version => Ok(serde_json::json!({"name": "warren"})),
-                    Command::TaskManager => Ok(sample_task_manager()),
-                    Command::Close(tab) => Err(format!("no tab {tab}")),
+                    Command::Version => Ok(Answer::Version(VersionInfo {
+                        name: "warren".to_owned(),
+                        version: "1.2.3".to_owned(),
+                        pid: 42,
+                    })),
+                    Command::TaskManager => Ok(Answer::TaskManager(sample_task_manager())),
+                    Command::Close { tab_id } => Err(format!("no tab {tab_id}")),
                     Command::Eval { .. } => {
                         // Keep the sender alive past the deadline without blocking the caller.
                         std::thread::spawn(move || {
@@ -545,7 +503,7 @@ mod tests {
         assert_eq!((code, err.as_str()), (EXIT_OK, ""));
         assert_eq!(
             out,
-            "{\"id\":1,\"ok\":true,\"result\":{\"name\":\"warren\"}}\n"
+            "{\"id\":1,\"ok\":true,\"result\":{\"name\":\"warren\",\"version\":\"1.2.3\",\"pid\":42}}\n"
         );
 
         let (code, out, _) = run_capture(
@@ -554,10 +512,6 @@ mod tests {
         );
         assert_eq!(code, EXIT_ERROR_REPLY);
         assert_eq!(out, "{\"id\":1,\"ok\":false,\"error\":\"no tab 99\"}\n");
-
-        let (code, out, _) = run_capture(&["--socket", socket, "nope"], READ_TIMEOUT);
-        assert_eq!(code, EXIT_ERROR_REPLY);
-        assert!(out.contains("unknown command"), "{out}");
 
         // The server's own deadline (300 ms here) answers a request the UI never does.
         let (code, out, _) = run_capture(
@@ -568,33 +522,83 @@ mod tests {
         assert!(out.contains("timed out after 0.3 s"), "{out}");
     }
 
+    #[test]
+    fn replies_that_are_not_protocol_replies() {
+        // A peer that answers one fixed line to whatever it is sent.
+        fn answering(line: &'static str) -> (tempfile::TempDir, String) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("odd.sock");
+            let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            std::thread::spawn(move || {
+                if let Ok((stream, _)) = listener.accept() {
+                    let _ = send_all(&stream, line.as_bytes());
+                }
+            });
+            let socket = path.to_str().unwrap().to_owned();
+            (dir, socket)
+        }
+        for (line, cmd) in [
+            ("[1,2]\n", "tabs"),
+            ("{\"id\":1,\"ok\":false}\n", "tabs"),
+            (
+                "{\"id\":1,\"ok\":true,\"result\":{\"processes\":[{\"pid\":1}]}}\n",
+                "top",
+            ),
+        ] {
+            let (_dir, socket) = answering(line);
+            let (code, out, err) = run_capture(&["--socket", &socket, cmd], READ_TIMEOUT);
+            assert_eq!(code, EXIT_USAGE, "{line}");
+            assert_eq!(out, "", "{line}");
+            assert!(err.contains("is not a"), "{line}: {err}");
+        }
+    }
+
+    fn process(
+        pid: u32,
+        parent_pid: u32,
+        kind: ProcessKind,
+        tab: Option<u64>,
+        title: &str,
+        memory_kb: Option<u64>,
+        cpu_percent: f64,
+    ) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            parent_pid,
+            kind,
+            tab_id: tab.map(TabId),
+            title: title.to_owned(),
+            memory_kb,
+            pss_kb: None,
+            cpu_percent,
+            sandboxed: false,
+            name: "x".to_owned(),
+            threads: 1,
+            fds: Some(3),
+            uptime_s: 1.0,
+        }
+    }
+
     /// A `task_manager` result: out of order, with a hostile title, a spare and an orphan.
-    fn sample_task_manager() -> Value {
-        serde_json::json!({"processes": [
-            {"pid": 310, "parent_pid": 300, "kind": "web", "tab_id": 2, "title": "Two",
-             "memory_kb": 81920, "pss_kb": null, "cpu_percent": 0.04, "sandboxed": false},
-            {"pid": 300, "parent_pid": 100, "kind": "renderer", "tab_id": 2, "title": "Two",
-             "memory_kb": 40960, "pss_kb": null, "cpu_percent": 1.0, "sandboxed": true},
-            {"pid": 900, "parent_pid": 100, "kind": "other", "tab_id": null,
-             "title": "WebKitWebProcess", "memory_kb": null, "pss_kb": null, "cpu_percent": 0.0,
-             "sandboxed": false},
-            {"pid": 100, "parent_pid": 1, "kind": "browser", "tab_id": null, "title": "Browser",
-             "memory_kb": 123456, "pss_kb": null, "cpu_percent": 2.25, "sandboxed": false},
-            {"pid": 210, "parent_pid": 200, "kind": "network", "tab_id": 1,
-             "title": "Evil\u{1b}[2J\ntitle", "memory_kb": 15360, "pss_kb": null,
-             "cpu_percent": 0.0, "sandboxed": false},
-            {"pid": 200, "parent_pid": 100, "kind": "renderer", "tab_id": 1,
-             "title": "Evil\u{1b}[2J\ntitle", "memory_kb": 1024, "pss_kb": null,
-             "cpu_percent": 99.5, "sandboxed": false},
-            {"pid": 150, "parent_pid": 100, "kind": "spare", "tab_id": null,
-             "title": "Spare renderer", "memory_kb": 512, "pss_kb": null, "cpu_percent": 0.0,
-             "sandboxed": false}
-        ]})
+    fn sample_task_manager() -> TaskManagerResult {
+        use ProcessKind::*;
+        let evil = "Evil\u{1b}[2J\ntitle";
+        TaskManagerResult {
+            processes: vec![
+                process(310, 300, Web, Some(2), "Two", Some(81920), 0.04),
+                process(300, 100, Renderer, Some(2), "Two", Some(40960), 1.0),
+                process(900, 100, Other, None, "WebKitWebProcess", None, 0.0),
+                process(100, 1, Browser, None, "Browser", Some(123456), 2.25),
+                process(210, 200, Network, Some(1), evil, Some(15360), 0.0),
+                process(200, 100, Renderer, Some(1), evil, Some(1024), 99.5),
+                process(150, 100, Spare, None, "Spare renderer", Some(512), 0.0),
+            ],
+        }
     }
 
     #[test]
     fn top_table() {
-        let table = format_top(&sample_task_manager()).unwrap();
+        let table = format_top(&sample_task_manager());
         let expected = "\
 PID  PPID  KIND      TAB  CPU%  MEM(MiB)  PSS(MiB)  TITLE
 100     1  browser     -   2.2     120.6         -  Browser
@@ -609,47 +613,46 @@ PID  PPID  KIND      TAB  CPU%  MEM(MiB)  PSS(MiB)  TITLE
         assert_eq!(table, expected);
 
         let mut with_pss = sample_task_manager();
-        with_pss["processes"][0]["pss_kb"] = Value::from(2048);
-        let table = format_top(&with_pss).unwrap();
+        with_pss.processes[0].pss_kb = Some(2048);
+        let table = format_top(&with_pss);
         assert!(table.contains("  80.0       2.0  Two"), "{table}");
         assert!(table.ends_with(", PSS 2.0 MiB\n"), "{table}");
 
-        let long = serde_json::json!({"processes": [{"pid": 1, "kind": "renderer", "tab_id": 1,
-            "title": "x".repeat(200)}]});
-        let table = format_top(&long).unwrap();
+        let long = TaskManagerResult {
+            processes: vec![process(
+                1,
+                0,
+                ProcessKind::Renderer,
+                Some(1),
+                &"x".repeat(200),
+                None,
+                0.0,
+            )],
+        };
+        let table = format_top(&long);
         assert!(
             table.contains(&format!("{}…\n", "x".repeat(TOP_TITLE_MAX - 1))),
             "{table}"
         );
 
-        let empty = format_top(&serde_json::json!({"processes": []})).unwrap();
+        let empty = format_top(&TaskManagerResult {
+            processes: Vec::new(),
+        });
         assert_eq!(
             empty,
             "PID  PPID  KIND  TAB  CPU%  MEM(MiB)  PSS(MiB)  TITLE\n0 processes, CPU 0.0%, memory 0.0 MiB\n"
         );
-        for bad in [
-            serde_json::json!({}),
-            serde_json::json!({"processes": [{"kind": "web"}]}),
-            serde_json::json!({"processes": [{"pid": 1, "kind": "web", "tab_id": "one"}]}),
-            serde_json::json!({"processes": [{"pid": -1, "kind": "web"}]}),
-        ] {
-            assert!(format_top(&bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
     fn top_talks_to_a_server() {
-        assert_eq!(
-            request_of(&["--socket", "/s", "top"]),
-            serde_json::json!({"id": 1, "cmd": "task_manager"})
-        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sock");
         let _server = fake_browser(&path);
         let socket = path.to_str().unwrap();
         let (code, out, err) = run_capture(&["--socket", socket, "top"], READ_TIMEOUT);
         assert_eq!((code, err.as_str()), (EXIT_OK, ""));
-        assert_eq!(out, format_top(&sample_task_manager()).unwrap());
+        assert_eq!(out, format_top(&sample_task_manager()));
 
         // An error reply: the message on stderr, exit status 1.
         let failing = dir.path().join("f.sock");

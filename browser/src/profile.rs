@@ -29,7 +29,9 @@ use serde_json::{json, Value};
 use thiserror::Error;
 use warren_ipc::MAX_URL_LEN;
 
-use crate::control::{self, Acceptor, ControlError, LineEvent, LineReader, PrivateSocket};
+use crate::socket::{
+    bind_private, send_all, Acceptor, LineEvent, LineReader, PrivateSocket, SocketError,
+};
 use crate::url_input;
 
 /// The most URLs one hand-over may carry.
@@ -71,7 +73,7 @@ pub enum ProfileError {
         source: io::Error,
     },
     #[error("cannot create the profile's instance socket: {0}")]
-    InstanceSocket(#[source] ControlError),
+    InstanceSocket(#[source] SocketError),
     #[error("another Warren is using the profile {} but does not answer on {}; close it, or choose another --profile", .dir.display(), .socket.display())]
     NotAnswering { dir: PathBuf, socket: PathBuf },
     #[error("cannot hand the URLs over to the Warren that is using the profile {}: {reason}", .dir.display())]
@@ -240,8 +242,7 @@ fn create_private_dir(dir: &Path) -> Result<(), ProfileError> {
 fn become_primary(dir: &Path, lock: Flock<File>) -> Result<Acquired, ProfileError> {
     let website_data_dir = dir.join(WEBSITE_DATA_DIR);
     create_private_dir(&website_data_dir)?;
-    let socket =
-        control::bind_private(&dir.join(INSTANCE_SOCKET)).map_err(ProfileError::InstanceSocket)?;
+    let socket = bind_private(&dir.join(INSTANCE_SOCKET)).map_err(ProfileError::InstanceSocket)?;
     let profile = Profile {
         dir: dir.to_owned(),
         website_data_dir,
@@ -264,7 +265,7 @@ fn hand_over(stream: &UnixStream, urls: &[String]) -> Result<(), String> {
         .set_read_timeout(Some(ACK_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(ACK_TIMEOUT)))
         .map_err(|e| e.to_string())?;
-    control::send_all(stream, &line).map_err(|e| format!("cannot send: {e}"))?;
+    send_all(stream, &line).map_err(|e| format!("cannot send: {e}"))?;
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut reader = LineReader::new(stream, 64 * 1024);
     let ack = match reader.next_line() {
@@ -338,7 +339,7 @@ fn serve_peer(stream: &UnixStream, deliver: &dyn Fn(Vec<String>)) {
     };
     let mut line = answer.to_string().into_bytes();
     line.push(b'\n');
-    let _ = control::send_all(stream, &line);
+    let _ = send_all(stream, &line);
 }
 
 /// Checks a hand-over message: `{"open": [absolute URLs]}`. Each URL is normalised again (never
