@@ -237,6 +237,124 @@ impl RendererHost {
     }
 }
 
+impl RendererHost {
+    /// Sends `signal` to the renderer's whole tree: its process group, and every descendant that
+    /// left the group. Once the leader is reaped only the group is signalled (its pid may be reused).
+    fn signal_tree(&self, signal: Signal) -> nix::Result<()> {
+        if self.reaped {
+            return killpg(self.pid, signal);
+        }
+        let group = killpg(self.pid, signal);
+        for pid in crate::procs::descendants(self.pid.as_raw() as u32) {
+            let _ = kill(Pid::from_raw(pid as i32), signal);
+        }
+        group
+    }
+}
+
+impl crate::tabs::Renderer for RendererHost {
+    fn pid(&self) -> u32 {
+        RendererHost::pid(self)
+    }
+
+    fn send(&self, msg: BrowserToRenderer) -> Result<(), &'static str> {
+        RendererHost::send(self, msg)
+    }
+
+    fn try_recv(&self) -> Option<HostEvent> {
+        RendererHost::try_recv(self)
+    }
+
+    fn has_events(&self) -> bool {
+        RendererHost::has_events(self)
+    }
+
+    fn request_shutdown(&self) {
+        RendererHost::request_shutdown(self)
+    }
+
+    fn kill(&mut self) {
+        RendererHost::kill(self)
+    }
+
+    fn mark_reaped(&mut self) {
+        RendererHost::mark_reaped(self)
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        if self.killed {
+            return Err("its renderer was ended".into());
+        }
+        self.signal_tree(Signal::SIGSTOP)
+            .map_err(|e| format!("cannot stop its renderer: {e}"))
+    }
+
+    fn resume(&mut self) {
+        if !self.killed {
+            let _ = self.signal_tree(Signal::SIGCONT);
+        }
+    }
+
+    fn footprint_kb(&self) -> Option<u64> {
+        if self.reaped || self.killed {
+            return None;
+        }
+        crate::procs::tree_footprint_kb(self.pid())
+    }
+}
+
+/// Starts real renderer processes for the tab model: everything a [`ViewSetup`] needs beyond
+/// what the model decides per tab.
+pub struct HostLauncher {
+    /// The renderer executable.
+    pub renderer: PathBuf,
+    /// The canonical directory that holds every renderer's private runtime directory.
+    pub runtime_root: PathBuf,
+    /// The browser window's X11 id, which views embed into.
+    pub parent_window: u64,
+    pub website_data_dir: PathBuf,
+    pub cookie_file: PathBuf,
+    pub waker: Waker,
+}
+
+impl crate::tabs::Launcher for HostLauncher {
+    fn launch(
+        &mut self,
+        id: TabId,
+        start: crate::tabs::Start,
+    ) -> Result<Box<dyn crate::tabs::Renderer>, String> {
+        let view = ViewSetup {
+            parent_window: self.parent_window,
+            bounds: start.bounds,
+            visible: start.visible,
+            url: start.url,
+            website_data_dir: self.website_data_dir.clone(),
+            cookie_file: self.cookie_file.clone(),
+            restore: start.restore,
+        };
+        RendererHost::spawn(
+            &self.renderer,
+            &self.runtime_root,
+            id,
+            view,
+            self.waker.clone(),
+        )
+        .map(|host| Box::new(host) as Box<dyn crate::tabs::Renderer>)
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// How a reaped child ended, as the crash notice says it ("exited with status 1"); `None` for
+/// statuses that are not an exit (stopped, continued).
+pub fn describe_exit(status: WaitStatus) -> Option<String> {
+    match status {
+        WaitStatus::Exited(_, 0) => Some("exited".to_owned()),
+        WaitStatus::Exited(_, code) => Some(format!("exited with status {code}")),
+        WaitStatus::Signaled(_, signal, _) => Some(format!("was killed by {signal}")),
+        _ => None,
+    }
+}
+
 impl Drop for RendererHost {
     fn drop(&mut self) {
         self.kill();

@@ -77,9 +77,10 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode};
-use serde_json::{json, Value};
 use thiserror::Error;
 use warren_ipc::TabId;
+
+use crate::protocol::{ProcessInfo, ProcessKind, TaskManagerResult};
 
 /// The executable name of WebKit's web (JavaScript) process.
 pub const WEB_PROCESS_NAME: &str = "WebKitWebProcess";
@@ -284,12 +285,11 @@ impl Snapshot {
         self.processes.iter().find(|r| r.pid == pid)
     }
 
-    /// The control protocol's `task_manager` result: `{"processes": [...]}` with the fields
-    /// `pid, parent_pid, kind, tab_id, title, memory_kb, pss_kb, cpu_percent, sandboxed` and the
-    /// extras `name, threads, fds, uptime_s`. `title_of` gives a tab's title; the browser row is
+    /// The control protocol's `task_manager` result: one [`ProcessInfo`] per row, in tree order,
+    /// CPU and uptime rounded to one decimal. `title_of` gives a tab's title; the browser row is
     /// titled "Browser", spare rows "Spare renderer", other rows by their process name.
-    pub fn to_json(&self, title_of: impl Fn(TabId) -> Option<String>) -> Value {
-        let processes: Vec<Value> = self
+    pub fn to_task_manager(&self, title_of: impl Fn(TabId) -> Option<String>) -> TaskManagerResult {
+        let processes = self
             .processes
             .iter()
             .map(|row| {
@@ -299,24 +299,31 @@ impl Snapshot {
                     (Kind::Spare, None) => "Spare renderer".to_owned(),
                     (_, None) => row.name.clone(),
                 };
-                json!({
-                    "pid": row.pid,
-                    "parent_pid": row.parent_pid,
-                    "kind": row.kind.as_str(),
-                    "tab_id": row.tab_id.map(|t| t.0),
-                    "title": title,
-                    "memory_kb": row.memory_kb,
-                    "pss_kb": row.pss_kb,
-                    "cpu_percent": (row.cpu_percent * 10.0).round() / 10.0,
-                    "sandboxed": row.sandboxed,
-                    "name": row.name,
-                    "threads": row.threads,
-                    "fds": row.fds,
-                    "uptime_s": (row.uptime.as_secs_f64() * 10.0).round() / 10.0,
-                })
+                ProcessInfo {
+                    pid: row.pid,
+                    parent_pid: row.parent_pid,
+                    kind: match row.kind {
+                        Kind::Browser => ProcessKind::Browser,
+                        Kind::Renderer => ProcessKind::Renderer,
+                        Kind::Web => ProcessKind::Web,
+                        Kind::Network => ProcessKind::Network,
+                        Kind::Spare => ProcessKind::Spare,
+                        Kind::Other => ProcessKind::Other,
+                    },
+                    tab_id: row.tab_id,
+                    title,
+                    memory_kb: row.memory_kb,
+                    pss_kb: row.pss_kb,
+                    cpu_percent: (row.cpu_percent * 10.0).round() / 10.0,
+                    sandboxed: row.sandboxed,
+                    name: row.name.clone(),
+                    threads: row.threads,
+                    fds: row.fds,
+                    uptime_s: (row.uptime.as_secs_f64() * 10.0).round() / 10.0,
+                }
             })
             .collect();
-        json!({ "processes": processes })
+        TaskManagerResult { processes }
     }
 }
 
@@ -696,6 +703,21 @@ pub fn descendants(root: u32) -> Vec<u32> {
         .skip(1)
         .map(|node| s.entries[node.entry].pid)
         .collect()
+}
+
+/// The private footprint (RssAnon + VmSwap, in KiB) of `root` and every live descendant in the
+/// real `/proc`: what ending that tree frees. `None` when `root` is gone.
+pub fn tree_footprint_kb(root: u32) -> Option<u64> {
+    let footprint = |pid: u32| {
+        let text = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+        let status = parse_status(&text);
+        Some(status.rss_anon_kb? + status.swap_kb.unwrap_or(0))
+    };
+    let mut total = footprint(root)?;
+    for pid in descendants(root) {
+        total += footprint(pid).unwrap_or(0);
+    }
+    Some(total)
 }
 
 /// An open `/proc`-like directory.
@@ -1338,43 +1360,101 @@ mod tests {
     }
 
     #[test]
-    fn json_has_the_protocol_fields() {
+    fn task_manager_rows_have_the_protocol_fields() {
         let fp = FakeProc::new();
         standard_tree(&fp);
         let snap = fp.monitor().refresh_at(&query(false), at(100)).unwrap();
-        let json = snap.to_json(|tab| (tab == TabId(1)).then(|| "Example".to_owned()));
-        let rows = json["processes"].as_array().unwrap();
+        let result = snap.to_task_manager(|tab| (tab == TabId(1)).then(|| "Example".to_owned()));
+        let rows = &result.processes;
         assert_eq!(rows.len(), 10);
-        for row in rows {
-            for key in [
-                "pid",
-                "parent_pid",
-                "kind",
-                "tab_id",
-                "title",
-                "memory_kb",
-                "pss_kb",
-                "cpu_percent",
-                "sandboxed",
-            ] {
-                assert!(row.get(key).is_some(), "{key} missing in {row}");
+        assert_eq!(
+            rows.iter().map(|r| r.pid).collect::<Vec<_>>(),
+            snap.processes.iter().map(|r| r.pid).collect::<Vec<_>>()
+        );
+        assert_eq!((rows[0].kind, rows[0].tab_id), (ProcessKind::Browser, None));
+        assert_eq!(rows[0].title, "Browser");
+        assert_eq!(
+            rows[2],
+            ProcessInfo {
+                pid: 201,
+                parent_pid: 200,
+                kind: ProcessKind::Web,
+                tab_id: Some(TabId(1)),
+                title: "Example".to_owned(),
+                memory_kb: Some(2010),
+                pss_kb: None,
+                cpu_percent: 0.0,
+                sandboxed: false,
+                name: "WebKitWebProcess".to_owned(),
+                threads: 1,
+                fds: Some(3),
+                uptime_s: 88.0,
             }
-        }
-        assert_eq!(rows[0]["kind"], "browser");
-        assert_eq!(rows[0]["title"], "Browser");
-        assert_eq!(rows[0]["tab_id"], Value::Null);
-        assert_eq!(rows[1]["title"], "Example");
-        assert_eq!(rows[1]["tab_id"], 1);
-        assert_eq!(rows[2]["kind"], "web");
-        assert_eq!(rows[2]["title"], "Example");
-        assert_eq!(rows[2]["memory_kb"], 2010);
-        assert_eq!(rows[2]["pss_kb"], Value::Null);
-        assert_eq!(rows[2]["sandboxed"], false);
-        assert_eq!(rows[4]["title"], "Tab 2");
-        assert_eq!(rows[7]["title"], "Spare renderer");
-        assert_eq!(rows[7]["kind"], "spare");
-        assert_eq!(rows[9]["title"], "WebKitWebProcess");
-        assert_eq!(rows[9]["kind"], "other");
+        );
+        assert_eq!(rows[1].title, "Example");
+        assert_eq!(rows[4].title, "Tab 2");
+        assert_eq!(
+            (rows[7].kind, rows[7].title.as_str()),
+            (ProcessKind::Spare, "Spare renderer")
+        );
+        assert_eq!(rows[9].title, "WebKitWebProcess");
+        assert_eq!((rows[9].kind, rows[9].tab_id), (ProcessKind::Other, None));
+
+        // On the wire: exactly the protocol's fields, kinds in lowercase, nulls kept.
+        let json = serde_json::to_value(&result).unwrap();
+        let row = json["processes"][2].as_object().unwrap();
+        let mut keys: Vec<&str> = row.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "cpu_percent",
+                "fds",
+                "kind",
+                "memory_kb",
+                "name",
+                "parent_pid",
+                "pid",
+                "pss_kb",
+                "sandboxed",
+                "tab_id",
+                "threads",
+                "title",
+                "uptime_s",
+            ]
+        );
+        assert_eq!(row["kind"], "web");
+        assert_eq!(row["tab_id"], 1);
+        assert_eq!(row["pss_kb"], serde_json::Value::Null);
+        assert_eq!(json["processes"][0]["tab_id"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn task_manager_rounds_cpu_and_uptime() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        let mut monitor = fp.monitor();
+        monitor.refresh_at(&query(false), at(100)).unwrap();
+        // 37 ticks of 10 ms over 3 s: 12.333...%.
+        let mut busy = fake(200, BROWSER, "/opt/warren/renderer");
+        busy.utime = 30;
+        busy.stime = 7;
+        fp.add(&busy);
+        let snap = monitor.refresh_at(&query(false), at(103)).unwrap();
+        let raw = snap.process(200).unwrap();
+        assert!(
+            (raw.cpu_percent - 37.0 / 3.0).abs() < 1e-9,
+            "{}",
+            raw.cpu_percent
+        );
+        let rows = snap.to_task_manager(|_| None).processes;
+        let row = rows.iter().find(|r| r.pid == 200).unwrap();
+        assert_eq!(row.cpu_percent, 12.3);
+        assert_eq!(
+            row.uptime_s,
+            (raw.uptime.as_secs_f64() * 10.0).round() / 10.0
+        );
+        assert_eq!(row.uptime_s, 91.0);
     }
 
     #[test]

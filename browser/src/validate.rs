@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use warren_ipc::{RendererToBrowser, TabId, UpFrame};
 
+use crate::tabs::snapshot;
+
 /// Why a renderer was ended.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Violation {
@@ -32,6 +34,8 @@ pub enum Violation {
     BadScheme(String),
     #[error("more than {0} messages per second")]
     Flood(u32),
+    #[error("bad tab state: {0}")]
+    BadState(#[from] crate::tabs::snapshot::SnapshotError),
 }
 
 /// Schemes a tab may show (reported by `UrlChanged`).
@@ -101,10 +105,18 @@ impl Validator {
             RendererToBrowser::WebProcessCrashed { reason } => {
                 limit("crash reason", reason.len(), warren_ipc::MAX_TITLE_LEN)?
             }
+            RendererToBrowser::HistoryState(history) => check_history(history)?,
+            RendererToBrowser::StateCaptured { history, page, .. } => {
+                check_history(history)?;
+                snapshot::check_page_limits(page)?;
+                check_url(&page.url, SHOWN_SCHEMES)?;
+            }
             RendererToBrowser::Ready
             | RendererToBrowser::Loading(_)
             | RendererToBrowser::HistoryChanged { .. }
-            | RendererToBrowser::Pong { .. } => {}
+            | RendererToBrowser::Pong { .. }
+            | RendererToBrowser::FormEdited(_)
+            | RendererToBrowser::PlayingAudio(_) => {}
         }
         Ok(())
     }
@@ -120,6 +132,16 @@ impl Validator {
         self.tokens -= 1.0;
         Ok(())
     }
+}
+
+/// A reported history: within its limits, and every entry a URL a tab may show. Whether this tab
+/// may be restored to them is decided when it is restored ([`snapshot::check_snapshot`]).
+fn check_history(history: &warren_ipc::SessionHistory) -> Result<(), Violation> {
+    snapshot::check_history_limits(history)?;
+    for entry in &history.entries {
+        check_url(&entry.url, SHOWN_SCHEMES)?;
+    }
+    Ok(())
 }
 
 fn limit(what: &'static str, len: usize, max: usize) -> Result<(), Violation> {
@@ -394,6 +416,66 @@ mod tests {
                 now
             )
             .is_err());
+    }
+
+    #[test]
+    fn reported_state_is_bounded_and_uses_showable_urls() {
+        use warren_ipc::{HistoryEntry, PageState, SessionHistory};
+        let now = Instant::now();
+        let mut v = ready_validator(now);
+        let history = |urls: &[&str]| SessionHistory {
+            entries: urls
+                .iter()
+                .map(|u| HistoryEntry {
+                    url: (*u).to_owned(),
+                    title: "t".into(),
+                })
+                .collect(),
+            current: 0,
+            webkit_state: vec![0; 16],
+        };
+        let ok = history(&["https://a.example/", "file:///tmp/a.html"]);
+        assert_eq!(
+            v.check(&frame(1, RendererToBrowser::HistoryState(ok.clone())), now),
+            Ok(())
+        );
+        let bad = history(&["https://a.example/", "javascript:alert(1)"]);
+        assert!(v
+            .check(&frame(1, RendererToBrowser::HistoryState(bad)), now)
+            .is_err());
+        let mut out_of_range = ok.clone();
+        out_of_range.current = 5;
+        assert!(v
+            .check(
+                &frame(1, RendererToBrowser::HistoryState(out_of_range)),
+                now
+            )
+            .is_err());
+        let page = PageState {
+            url: "https://a.example/".into(),
+            scroll_x: 0.0,
+            scroll_y: f64::NAN,
+            zoom: 1.0,
+            fields: Vec::new(),
+        };
+        assert!(matches!(
+            v.check(
+                &frame(
+                    1,
+                    RendererToBrowser::StateCaptured {
+                        request: 1,
+                        history: ok,
+                        page
+                    }
+                ),
+                now
+            ),
+            Err(Violation::BadState(_))
+        ));
+        assert_eq!(
+            v.check(&frame(1, RendererToBrowser::FormEdited(true)), now),
+            Ok(())
+        );
     }
 
     #[test]

@@ -1,16 +1,27 @@
-//! The tab model: the strip's order, which tab is active, and what the browser knows of each tab.
-//!
-//! Plain data, no processes and no UI: the renderer host and the window read and update it.
+//! The tab strip: the tabs in order (pinned ones first), which one is active, and what the browser
+//! knows of each tab.
 
-use warren_ipc::TabId;
+use std::sync::Arc;
+use std::time::Instant;
 
-/// A tab's lifecycle state as the control protocol names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use warren_ipc::{TabId, TabSnapshot};
+
+use super::life::Life;
+use super::snapshot::Grants;
+
+/// A tab's state as the control protocol names it (serialized in lowercase).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TabState {
+    /// The tab the window shows.
     Active,
+    /// A tab with a running renderer in the background.
     Background,
+    /// A background tab whose renderer tree is stopped.
     Frozen,
+    /// A tab without a renderer, kept as a snapshot until it is shown again.
     Discarded,
+    /// A tab whose renderer died or was ended; it shows the crash notice.
     Crashed,
 }
 
@@ -26,11 +37,12 @@ impl TabState {
     }
 }
 
-/// What the browser knows of one tab. Everything here that came from a renderer was validated first.
-#[derive(Clone, Debug)]
+/// What the browser knows of one tab. Everything here that came from a renderer was validated
+/// first; strings were made printable.
+#[derive(Debug)]
 pub struct Tab {
     pub id: TabId,
-    /// The last committed URL, or the URL being opened before the first commit.
+    /// The last URL the renderer committed, or the URL being opened before the first commit.
     pub url: String,
     pub title: String,
     pub loading: bool,
@@ -39,22 +51,42 @@ pub struct Tab {
     /// False once the renderer has missed its ping deadline.
     pub responsive: bool,
     pub pinned: bool,
-    /// Why the tab's renderer ended, while the tab shows the crash notice.
-    pub crash: Option<String>,
+    /// The page has edited form input that was not submitted.
+    pub form_input: bool,
+    pub playing_audio: bool,
+    /// Which non-web URLs the user opened in this tab (what a restore may load).
+    pub grants: Grants,
+    /// The URL the user (or the page that opened the tab) last asked for: what the tab falls back
+    /// to when neither its snapshot nor its committed URL may be restored.
+    pub requested_url: String,
+    /// The latest state the renderer reported: history, and the page when it was captured.
+    pub snapshot: Option<Arc<TabSnapshot>>,
+    /// When the tab was last the active one (for the active tab: when it became active).
+    pub last_active: Instant,
+    /// When the user last brought the tab back from discarded.
+    pub restored_at: Option<Instant>,
+    pub(super) life: Life,
 }
 
 impl Tab {
-    fn new(id: TabId, url: String) -> Self {
+    pub(super) fn new(id: TabId, url: String, grants: Grants, life: Life, now: Instant) -> Self {
         Self {
             id,
+            requested_url: url.clone(),
             url,
             title: String::new(),
-            loading: true,
+            loading: false,
             can_go_back: false,
             can_go_forward: false,
             responsive: true,
             pinned: false,
-            crash: None,
+            form_input: false,
+            playing_audio: false,
+            grants,
+            snapshot: None,
+            last_active: now,
+            restored_at: None,
+            life,
         }
     }
 
@@ -70,14 +102,51 @@ impl Tab {
             &self.title
         }
     }
+
+    /// The tab's renderer life.
+    pub fn life(&self) -> &Life {
+        &self.life
+    }
+
+    /// The renderer's pid, while the tab has a renderer process.
+    pub fn renderer_pid(&self) -> Option<u32> {
+        self.life.live().map(|l| l.renderer.pid())
+    }
+
+    /// Why the renderer is gone, while the tab shows the crash notice.
+    pub fn crash(&self) -> Option<&str> {
+        match &self.life {
+            Life::Crashed(cause) => Some(cause.describe()),
+            _ => None,
+        }
+    }
+
+    /// The memory the tab's discard freed, while it is discarded (if known).
+    pub fn freed_kb(&self) -> Option<u64> {
+        match self.life {
+            Life::Discarded { freed_kb } => freed_kb,
+            _ => None,
+        }
+    }
+
+    /// Whether the tab's renderer has a view (which covers the content area while it is active).
+    pub fn has_view(&self) -> bool {
+        matches!(self.life, Life::Live(_) | Life::Discarding { .. })
+    }
 }
 
-/// The tabs of the window, in strip order, and which one is active.
-#[derive(Debug, Default)]
+/// The tabs of the window, in strip order (pinned tabs first), and which one is active.
+#[derive(Debug)]
 pub struct TabStrip {
     tabs: Vec<Tab>,
     active: Option<TabId>,
     next_id: u64,
+}
+
+impl Default for TabStrip {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TabStrip {
@@ -89,19 +158,31 @@ impl TabStrip {
         }
     }
 
-    /// Appends a tab; it becomes active unless `background` is set (or there was no active tab).
-    pub fn add(&mut self, url: String, background: bool) -> TabId {
+    /// The id the next tab gets. Ids are never reused.
+    pub(super) fn next_id(&mut self) -> TabId {
         let id = TabId(self.next_id);
         self.next_id += 1;
-        self.tabs.push(Tab::new(id, url));
-        if !background || self.active.is_none() {
-            self.active = Some(id);
-        }
         id
     }
 
+    /// Appends a tab (after the pinned ones if it is pinned); it becomes active when there is no
+    /// active tab yet. Returns its index.
+    pub(super) fn push(&mut self, tab: Tab) -> usize {
+        let id = tab.id;
+        let index = if tab.pinned {
+            self.pinned_count()
+        } else {
+            self.tabs.len()
+        };
+        self.tabs.insert(index, tab);
+        if self.active.is_none() {
+            self.active = Some(id);
+        }
+        index
+    }
+
     /// Removes a tab. When it was active, its right neighbour becomes active, else its left one.
-    pub fn remove(&mut self, id: TabId) -> Option<Tab> {
+    pub(super) fn remove(&mut self, id: TabId) -> Option<Tab> {
         let index = self.index_of(id)?;
         let tab = self.tabs.remove(index);
         if self.active == Some(id) {
@@ -115,13 +196,33 @@ impl TabStrip {
     }
 
     /// Makes a tab active; false if there is no such tab.
-    pub fn activate(&mut self, id: TabId) -> bool {
+    pub(super) fn set_active(&mut self, id: TabId) -> bool {
         if self.index_of(id).is_some() {
             self.active = Some(id);
             true
         } else {
             false
         }
+    }
+
+    /// Pins or unpins a tab: a pinned tab moves to the end of the pinned ones, an unpinned one to
+    /// the start of the others. False if there is no such tab.
+    pub(super) fn set_pinned(&mut self, id: TabId, pinned: bool) -> bool {
+        let Some(index) = self.index_of(id) else {
+            return false;
+        };
+        if self.tabs[index].pinned == pinned {
+            return true;
+        }
+        let mut tab = self.tabs.remove(index);
+        tab.pinned = pinned;
+        let to = self.pinned_count();
+        self.tabs.insert(to, tab);
+        true
+    }
+
+    fn pinned_count(&self) -> usize {
+        self.tabs.iter().take_while(|t| t.pinned).count()
     }
 
     pub fn active(&self) -> Option<TabId> {
@@ -140,12 +241,16 @@ impl TabStrip {
         self.tabs.iter().find(|t| t.id == id)
     }
 
-    pub fn get_mut(&mut self, id: TabId) -> Option<&mut Tab> {
+    pub(super) fn get_mut(&mut self, id: TabId) -> Option<&mut Tab> {
         self.tabs.iter_mut().find(|t| t.id == id)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Tab> {
         self.tabs.iter()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Tab> {
+        self.tabs.iter_mut()
     }
 
     pub fn len(&self) -> usize {
@@ -174,15 +279,15 @@ impl TabStrip {
         .map(|t| t.id)
     }
 
-    /// The control protocol's state of a tab with a live (or no) renderer.
+    /// The control protocol's state of a tab.
     pub fn state(&self, id: TabId) -> Option<TabState> {
         let tab = self.get(id)?;
-        Some(if tab.crash.is_some() {
-            TabState::Crashed
-        } else if self.active == Some(id) {
-            TabState::Active
-        } else {
-            TabState::Background
+        Some(match tab.life {
+            Life::Crashed(_) => TabState::Crashed,
+            Life::Discarded { .. } => TabState::Discarded,
+            Life::Frozen(_) => TabState::Frozen,
+            _ if self.active == Some(id) => TabState::Active,
+            _ => TabState::Background,
         })
     }
 }
@@ -193,33 +298,37 @@ mod tests {
 
     fn strip(n: usize) -> (TabStrip, Vec<TabId>) {
         let mut s = TabStrip::new();
+        let now = Instant::now();
         let ids = (0..n)
-            .map(|i| s.add(format!("https://t{i}.example/"), false))
+            .map(|i| {
+                let id = s.next_id();
+                s.push(Tab::new(
+                    id,
+                    format!("https://t{i}.example/"),
+                    Grants::default(),
+                    Life::Discarded { freed_kb: None },
+                    now,
+                ));
+                id
+            })
             .collect();
         (s, ids)
     }
 
-    #[test]
-    fn new_tabs_become_active_unless_background() {
-        let (mut s, ids) = strip(2);
-        assert_eq!(s.active(), Some(ids[1]));
-        let bg = s.add("https://bg.example/".into(), true);
-        assert_eq!(s.active(), Some(ids[1]));
-        assert_eq!(s.state(bg), Some(TabState::Background));
-        assert_eq!(s.state(ids[1]), Some(TabState::Active));
+    fn order(s: &TabStrip) -> Vec<TabId> {
+        s.iter().map(|t| t.id).collect()
     }
 
     #[test]
-    fn first_tab_is_active_even_in_background() {
-        let mut s = TabStrip::new();
-        let id = s.add("https://a.example/".into(), true);
-        assert_eq!(s.active(), Some(id));
+    fn first_tab_becomes_active() {
+        let (s, ids) = strip(2);
+        assert_eq!(s.active(), Some(ids[0]));
     }
 
     #[test]
     fn closing_active_tab_activates_right_then_left_neighbour() {
         let (mut s, ids) = strip(3);
-        s.activate(ids[1]);
+        s.set_active(ids[1]);
         s.remove(ids[1]);
         assert_eq!(s.active(), Some(ids[2]));
         s.remove(ids[2]);
@@ -233,6 +342,7 @@ mod tests {
     #[test]
     fn closing_background_tab_keeps_active() {
         let (mut s, ids) = strip(3);
+        s.set_active(ids[2]);
         s.remove(ids[0]);
         assert_eq!(s.active(), Some(ids[2]));
     }
@@ -240,8 +350,9 @@ mod tests {
     #[test]
     fn cycle_wraps_both_ways() {
         let (mut s, ids) = strip(3);
+        s.set_active(ids[2]);
         assert_eq!(s.cycle(1), Some(ids[0]));
-        s.activate(ids[0]);
+        s.set_active(ids[0]);
         assert_eq!(s.cycle(-1), Some(ids[2]));
         assert_eq!(s.cycle(0), Some(ids[0]));
     }
@@ -260,15 +371,45 @@ mod tests {
     fn ids_are_never_reused() {
         let (mut s, ids) = strip(2);
         s.remove(ids[1]);
-        let new = s.add("https://n.example/".into(), false);
-        assert!(!ids.contains(&new));
+        assert!(!ids.contains(&s.next_id()));
     }
 
     #[test]
-    fn crashed_state_wins() {
-        let (mut s, ids) = strip(1);
-        s.get_mut(ids[0]).unwrap().crash = Some("killed".into());
-        assert_eq!(s.state(ids[0]), Some(TabState::Crashed));
+    fn pinned_tabs_come_first_in_pin_order() {
+        let (mut s, ids) = strip(4);
+        assert!(s.set_pinned(ids[2], true));
+        assert_eq!(order(&s), vec![ids[2], ids[0], ids[1], ids[3]]);
+        assert!(s.set_pinned(ids[3], true));
+        assert_eq!(order(&s), vec![ids[2], ids[3], ids[0], ids[1]]);
+        // Pinning twice changes nothing.
+        assert!(s.set_pinned(ids[3], true));
+        assert_eq!(order(&s), vec![ids[2], ids[3], ids[0], ids[1]]);
+        // An unpinned tab goes to the start of the others.
+        assert!(s.set_pinned(ids[2], false));
+        assert_eq!(order(&s), vec![ids[3], ids[2], ids[0], ids[1]]);
+        assert!(!s.set_pinned(TabId(99), true));
+        // A new pinned tab goes after the pinned ones.
+        let id = s.next_id();
+        let mut tab = Tab::new(
+            id,
+            "https://p.example/".into(),
+            Grants::default(),
+            Life::Discarded { freed_kb: None },
+            Instant::now(),
+        );
+        tab.pinned = true;
+        assert_eq!(s.push(tab), 1);
+    }
+
+    #[test]
+    fn states() {
+        let (mut s, ids) = strip(2);
+        assert_eq!(s.state(ids[0]), Some(TabState::Discarded));
+        s.get_mut(ids[1]).unwrap().life =
+            Life::Crashed(super::super::life::CrashCause::Known("killed".into()));
+        assert_eq!(s.state(ids[1]), Some(TabState::Crashed));
+        assert_eq!(s.get(ids[1]).unwrap().crash(), Some("killed"));
+        assert_eq!(s.state(TabId(42)), None);
     }
 
     #[test]
@@ -277,7 +418,8 @@ mod tests {
         assert_eq!(s.get(ids[0]).unwrap().label(), "https://t0.example/");
         s.get_mut(ids[0]).unwrap().title = "Grüße".into();
         assert_eq!(s.get(ids[0]).unwrap().label(), "Grüße");
-        let nt = s.add(warren_ipc::NEW_TAB_URL.into(), false);
-        assert_eq!(s.get(nt).unwrap().label(), "New Tab");
+        s.get_mut(ids[0]).unwrap().title = String::new();
+        s.get_mut(ids[0]).unwrap().url = warren_ipc::NEW_TAB_URL.into();
+        assert_eq!(s.get(ids[0]).unwrap().label(), "New Tab");
     }
 }

@@ -1,0 +1,204 @@
+//! A tab's renderer life: one enum with a variant per state, and the two small traits behind which
+//! the real renderer host (or a test's fake) starts and drives renderer processes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Instant;
+
+use warren_ipc::{Bounds, BrowserToRenderer, TabId, TabSnapshot};
+
+use crate::host::{HostEvent, PingTracker};
+use crate::validate::{PopupLimiter, POPUP_BURST, POPUP_INTERVAL};
+
+/// One running renderer process, as the tab model drives it. [`crate::host::RendererHost`] is the
+/// real one; unit tests use a fake.
+pub trait Renderer {
+    /// The renderer's process id (the leader of its process group).
+    fn pid(&self) -> u32;
+    /// Queues a message without blocking; `Err` says why the renderer cannot take it (it stopped
+    /// reading, or is gone), and the caller ends it.
+    fn send(&self, msg: BrowserToRenderer) -> Result<(), &'static str>;
+    /// The next validated event from the renderer, if any.
+    fn try_recv(&self) -> Option<HostEvent>;
+    /// Whether events are waiting.
+    fn has_events(&self) -> bool;
+    /// Asks the renderer to exit on its own.
+    fn request_shutdown(&self);
+    /// Kills the renderer's whole process tree. Idempotent.
+    fn kill(&mut self);
+    /// The reaper collected the renderer's exit status: its pid may be reused from now on.
+    fn mark_reaped(&mut self);
+    /// Stops the whole process tree (SIGSTOP), WebKit's helpers included.
+    fn stop(&mut self) -> Result<(), String>;
+    /// Continues a stopped process tree (SIGCONT).
+    fn resume(&mut self);
+    /// The private memory (RssAnon + VmSwap) of the whole process tree now, in KiB.
+    fn footprint_kb(&self) -> Option<u64>;
+}
+
+/// Starts renderer processes for tabs.
+pub trait Launcher {
+    /// Starts a renderer for tab `id`. Returns once the process exists; the handshake continues
+    /// in the background.
+    fn launch(&mut self, id: TabId, start: Start) -> Result<Box<dyn Renderer>, String>;
+}
+
+/// What a new renderer starts with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Start {
+    /// The URL to load (the current entry's URL when restoring).
+    pub url: String,
+    /// Whether its view starts mapped (only the active tab's is).
+    pub visible: bool,
+    /// Where the view sits in the browser window.
+    pub bounds: Bounds,
+    /// A checked snapshot to restore instead of a plain load.
+    pub restore: Option<TabSnapshot>,
+}
+
+/// An answer the app is waiting for (a control-socket request), given back in
+/// [`super::Effect::Answer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
+/// A live renderer and the browser's bookkeeping for it.
+pub struct Live {
+    pub(super) renderer: Box<dyn Renderer>,
+    pub(super) pings: PingTracker,
+    /// Tabs this renderer's pages may still open.
+    pub(super) popups: PopupLimiter,
+    /// Scripts sent and not answered yet, and who waits for each answer.
+    pub(super) evals: HashMap<u64, Ticket>,
+    /// A `CaptureState` sent at shutdown and not answered yet.
+    pub(super) capture: Option<u64>,
+    /// When the renderer started or was last thawed: the idle timers count from here too.
+    pub(super) since: Instant,
+}
+
+impl Live {
+    pub(super) fn new(renderer: Box<dyn Renderer>, now: Instant) -> Self {
+        Self {
+            renderer,
+            pings: PingTracker::new(now),
+            popups: PopupLimiter::with_budget(POPUP_BURST, POPUP_INTERVAL, now),
+            evals: HashMap::new(),
+            capture: None,
+            since: now,
+        }
+    }
+}
+
+/// Why a tab's renderer is gone and the tab shows the crash notice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrashCause {
+    /// The up socket closed; the reaper has not said yet how the process ended.
+    Disconnected { pid: u32 },
+    /// Everything known, as the crash notice says it.
+    Known(String),
+}
+
+impl CrashCause {
+    /// The crash notice's sentence.
+    pub fn describe(&self) -> &str {
+        match self {
+            Self::Disconnected { .. } => "The renderer process ended unexpectedly.",
+            Self::Known(reason) => reason,
+        }
+    }
+}
+
+/// A tab's renderer life. Every state the control protocol reports is one variant (plus whether
+/// the tab is the active one), so no impossible combination can be written down.
+pub enum Life {
+    /// The renderer process runs; its view is not built yet (no `Ready`).
+    Starting(Live),
+    /// The renderer's view exists: it covers the content area while the tab is active.
+    Live(Live),
+    /// The renderer's whole process tree is stopped (SIGSTOP). Exempt from the hang detector.
+    Frozen(Live),
+    /// The renderer was asked for the tab's state before a discard; it is ended when the state
+    /// arrives or at `deadline`, and the tickets are answered.
+    Discarding {
+        live: Live,
+        request: u64,
+        deadline: Instant,
+        tickets: Vec<Ticket>,
+    },
+    /// No process: the tab's snapshot brings it back on activation.
+    Discarded {
+        /// The memory its renderer tree held when it was ended (unknown after a session restore).
+        freed_kb: Option<u64>,
+    },
+    /// The renderer died or was ended; the browser draws the crash notice.
+    Crashed(CrashCause),
+}
+
+impl Life {
+    /// The live renderer, in every state that has one.
+    pub(super) fn live(&self) -> Option<&Live> {
+        match self {
+            Self::Starting(live) | Self::Live(live) | Self::Frozen(live) => Some(live),
+            Self::Discarding { live, .. } => Some(live),
+            Self::Discarded { .. } | Self::Crashed(_) => None,
+        }
+    }
+
+    pub(super) fn live_mut(&mut self) -> Option<&mut Live> {
+        match self {
+            Self::Starting(live) | Self::Live(live) | Self::Frozen(live) => Some(live),
+            Self::Discarding { live, .. } => Some(live),
+            Self::Discarded { .. } | Self::Crashed(_) => None,
+        }
+    }
+
+    /// A renderer that runs and reads its messages (not stopped, not on its way out).
+    pub(super) fn running_mut(&mut self) -> Option<&mut Live> {
+        match self {
+            Self::Starting(live) | Self::Live(live) => Some(live),
+            _ => None,
+        }
+    }
+
+    /// Takes the live renderer out, leaving `replacement`.
+    pub(super) fn take_live(&mut self, replacement: Life) -> Option<Live> {
+        match std::mem::replace(self, replacement) {
+            Self::Starting(live) | Self::Live(live) | Self::Frozen(live) => Some(live),
+            Self::Discarding { live, .. } => Some(live),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// A short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Starting(_) => "starting",
+            Self::Live(_) => "live",
+            Self::Frozen(_) => "frozen",
+            Self::Discarding { .. } => "being discarded",
+            Self::Discarded { .. } => "discarded",
+            Self::Crashed(_) => "crashed",
+        }
+    }
+}
+
+impl fmt::Debug for Life {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Starting(l) | Self::Live(l) | Self::Frozen(l) => {
+                write!(f, "{}(pid {})", self.name(), l.renderer.pid())
+            }
+            Self::Discarding { live, request, .. } => {
+                write!(
+                    f,
+                    "discarding(pid {}, request {request})",
+                    live.renderer.pid()
+                )
+            }
+            Self::Discarded { freed_kb } => write!(f, "discarded(freed {freed_kb:?} KiB)"),
+            Self::Crashed(cause) => write!(f, "crashed({})", cause.describe()),
+        }
+    }
+}
