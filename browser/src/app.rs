@@ -1,58 +1,65 @@
-//! The browser's event loop: one winit `ApplicationHandler` that owns the window, the tab model
-//! and every renderer host.
+//! The browser's event loop: one winit `ApplicationHandler` that owns the windows and the tab model, and turns every input into a tab verb.
 //!
 //! Other threads never touch this state. Renderer readers, the control socket, the single-instance
-//! socket, the shortcut grabber and the reaper each push into a channel of their own and wake the
-//! loop with one coalesced user event ([`UserEvent::Wake`]); the loop drains every channel, each
-//! with a cap per wake so a flooding renderer cannot starve the window.
+//! socket, the shortcut grabber, the signal thread and the reaper each push into a channel of their
+//! own and wake the loop with one coalesced user event ([`UserEvent::Wake`]); the loop drains every
+//! channel, each renderer with a cap per wake so a flooding renderer cannot starve the window.
+//!
+//! Everything a user can do to a tab — from the chrome, a shortcut, the tab menu, the Task Manager
+//! or the control socket — becomes a [`Verb`] for [`Tabs`], which answers with effects the windows
+//! act on. The loop itself only routes.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use nix::sys::wait::WaitStatus;
-use serde_json::{json, Value};
-use warren_browser::control::{self, Command, ControlServer, Reply};
-use warren_browser::host::{self, HostEvent, PingTracker, RendererHost, Waker};
-use warren_browser::procs;
+use warren_browser::cli::Options;
+use warren_browser::control::{self, ControlServer};
+use warren_browser::host::{self, HostLauncher, Waker};
 use warren_browser::profile::{self, Acquired, Profile};
-use warren_browser::tabs::TabStrip;
-use warren_browser::{url_input, validate};
-use warren_ipc::{Bounds, BrowserToRenderer, RendererToBrowser, TabId, ViewSetup, NEW_TAB_URL};
+use warren_browser::protocol::{
+    self, Command, DiscardResult, EvalResult, NewTabResult, Reply, TabInfo, VersionInfo,
+};
+use warren_browser::session::{self, SessionWriter};
+use warren_browser::tabs::{self, Answer, Effect, Outcome, TabState, Tabs, Ticket, Verb};
+use warren_browser::{memory, policy, procs, url_input};
+use warren_ipc::{TabId, NEW_TAB_URL};
 use winit::application::ApplicationHandler;
-use winit::event::{ElementState, WindowEvent};
+use winit::event::WindowEvent;
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
-use winit::window::{Window, WindowId};
+use winit::window::WindowId;
 
-use crate::chrome::{self, Action, ChromeState};
-use crate::gl::GlWindow;
+use crate::chrome::Action;
 use crate::keys::{self, Shortcut};
-use crate::taskman::{self, RowKey, TaskAction, TaskRow, TaskView};
-use crate::Options;
+use crate::menu::{MenuEvent, TabMenu};
+use crate::task_window::TaskManagerWindow;
+use crate::taskman::TaskAction;
+use crate::window::{BrowserWindow, WindowOutcome};
 
-/// Events a renderer may deliver per wake before the loop yields to the window.
-const EVENTS_PER_WAKE: usize = 256;
-
-/// How long a closing renderer gets to exit on its own before its tree is killed.
-const CLOSE_GRACE: Duration = Duration::from_millis(800);
-
-/// The crash notice of a renderer whose socket closed, until the reaper says how it ended.
-const UNEXPECTED_EXIT: &str = "The renderer process ended unexpectedly.";
-
-/// How often timers (pings, grace periods) are checked.
+/// How often timers (pings, the lifecycle policy, the Task Manager, session saves) run.
 const TICK: Duration = Duration::from_secs(1);
+
+/// How long the browser waits, when it quits, for the tabs' states to save them.
+const SHUTDOWN_CAPTURE: Duration = Duration::from_secs(1);
+
+/// Which window an egui repaint request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    Browser,
+    TaskManager,
+    Menu,
+}
 
 #[derive(Debug)]
 pub enum UserEvent {
     /// Some channel has input.
     Wake,
-    /// The chrome's egui asked to be repainted after this delay.
-    Repaint(Duration),
-    /// The Task Manager's egui asked to be repainted.
-    RepaintTaskManager,
+    /// A window's egui asked to be repainted after this delay.
+    Repaint(Surface, Duration),
 }
 
 /// Inputs from the browser's helper threads.
@@ -74,69 +81,10 @@ pub fn termination_signals() -> nix::sys::signal::SigSet {
     set
 }
 
-/// A tab's live renderer.
-struct Live {
-    host: RendererHost,
-    /// The view exists (its `Ready` arrived), so it covers the content area when active.
-    ready: bool,
-    popups: validate::PopupLimiter,
-    pings: PingTracker,
-    evals: HashMap<u64, Sender<Reply>>,
-}
-
-/// A renderer being closed: asked to exit, killed at the deadline.
-struct Dying {
-    host: RendererHost,
-    deadline: Instant,
-}
-
-/// The browser window. Fields drop in declaration order: the proxy, a child of the window, first.
-struct Gui {
-    /// A 1×1 child window out of sight that holds X focus for the chrome (see [`keys::Focus`]).
-    focus_proxy: Option<Window>,
-    egui: egui_glow::EguiGlow,
-    window: GlWindow,
-    x11_window: u64,
-}
-
-/// Creates the focus proxy: a winit child of the browser window, positioned outside it.
-fn create_focus_proxy(event_loop: &ActiveEventLoop, parent: &Window) -> Option<(Window, u64)> {
-    use raw_window_handle::HasWindowHandle;
-    let parent_handle = parent.window_handle().ok()?.as_raw();
-    let attributes = Window::default_attributes()
-        .with_inner_size(winit::dpi::PhysicalSize::new(1, 1))
-        .with_position(winit::dpi::PhysicalPosition::new(-16, -16))
-        .with_decorations(false);
-    // SAFETY: the parent is the live browser window, which outlives the proxy (both are owned by
-    // the same `Gui`, the proxy dropped first).
-    let attributes = unsafe { attributes.with_parent_window(Some(parent_handle)) };
-    let proxy = event_loop
-        .create_window(attributes)
-        .map_err(|e| log::warn!("cannot create the focus proxy: {e}"))
-        .ok()?;
-    let xid = crate::gl::x11_window_id(&proxy)?;
-    Some((proxy, xid))
-}
-
-/// Which reader a process measurement is for (see [`App::monitors`]).
-#[derive(Clone, Copy)]
-enum Reader {
-    Window,
-    Control,
-}
-
-#[derive(Default)]
-struct Monitors {
-    window: Option<procs::Monitor>,
-    control: Option<procs::Monitor>,
-}
-
-/// The Task Manager's own top-level window.
-struct TaskManagerWindow {
-    window: GlWindow,
-    egui: egui_glow::EguiGlow,
-    x11_window: u64,
-    view: TaskView,
+/// Everything that exists once the browser window does.
+struct Running {
+    window: BrowserWindow,
+    tabs: Tabs,
 }
 
 struct App {
@@ -150,26 +98,20 @@ struct App {
     proxy: EventLoopProxy<UserEvent>,
     inbox: Inbox,
     shortcut_tx: Option<Sender<Shortcut>>,
-    gui: Option<Gui>,
-    focus: Option<keys::Focus>,
-    tabs: TabStrip,
-    live: HashMap<TabId, Live>,
-    dying: Vec<Dying>,
-    /// Pids of renderers that disconnected, until the reaper says how they ended.
-    awaiting_reap: HashMap<u32, TabId>,
-    chrome: ChromeState,
+    running: Option<Running>,
     task_manager: Option<TaskManagerWindow>,
-    /// Measure the process tree for the Task Manager window and for `task_manager`; made on
-    /// first use. Two monitors, because CPU % is over the interval since the same reader's
-    /// previous reading: the window's once-a-second refresh must not shorten a client's interval.
-    monitors: Monitors,
-    /// The budget of tabs that all pages together may open.
-    popups: validate::PopupLimiter,
-    content: Bounds,
-    next_eval: u64,
+    menu: Option<TabMenu>,
+    /// Measures processes for `task_manager` requests and the memory budget.
+    monitor: Option<procs::Monitor>,
+    /// Control requests waiting for a late answer (an `eval`, a `discard`).
+    waiting: HashMap<Ticket, Sender<Reply>>,
+    next_ticket: u64,
+    session: Option<SessionWriter>,
+    saved_generation: Option<u64>,
     repaint_at: Option<Instant>,
     next_tick: Instant,
-    quitting: bool,
+    /// Set when the browser is quitting: it waits until the tabs' states arrived or this passes.
+    quit_deadline: Option<Instant>,
 }
 
 /// Runs the browser until the window closes or `shutdown` is requested.
@@ -287,40 +229,24 @@ pub fn run(options: Options) -> Result<(), String> {
             quit: quit_rx,
         },
         shortcut_tx: Some(shortcut_tx),
-        gui: None,
-        focus: None,
-        tabs: TabStrip::new(),
-        live: HashMap::new(),
-        dying: Vec::new(),
-        awaiting_reap: HashMap::new(),
-        chrome: ChromeState::default(),
+        running: None,
         task_manager: None,
-        monitors: Monitors::default(),
-        popups: validate::PopupLimiter::with_budget(
-            validate::ALL_POPUPS_BURST,
-            validate::ALL_POPUPS_INTERVAL,
-            Instant::now(),
-        ),
-        content: Bounds::default(),
-        next_eval: 1,
+        menu: None,
+        monitor: None,
+        waiting: HashMap::new(),
+        next_ticket: 1,
+        session: None,
+        saved_generation: None,
         repaint_at: None,
         next_tick: Instant::now() + TICK,
-        quitting: false,
+        quit_deadline: None,
     };
     let result = event_loop
         .run_app(&mut app)
         .map_err(|e| format!("event loop failed: {e}"));
-    app.shut_down_renderers();
+    app.shut_down();
     drop(instance);
     result
-}
-
-/// A renderer's string made safe to show: control characters (newlines, tabs, escapes) become
-/// spaces.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 /// Removes runtime directories left by browsers that were killed (`warren-PID-*` whose PID is
@@ -351,128 +277,64 @@ fn remove_stale_runtime_dirs(base: &std::path::Path) {
 
 impl ApplicationHandler<UserEvent> for App {
     fn resumed(&mut self, event_loop: &ActiveEventLoop) {
-        if self.gui.is_some() {
+        if self.running.is_some() {
             return;
         }
-        let attributes = Window::default_attributes()
-            .with_title("Warren")
-            .with_inner_size(winit::dpi::LogicalSize::new(1024.0, 768.0))
-            .with_position(winit::dpi::PhysicalPosition::new(0, 0))
-            .with_visible(false);
-        let window = match GlWindow::new(event_loop, attributes) {
-            Ok(w) => w,
-            Err(e) => {
-                log::error!("{e}");
-                event_loop.exit();
-                return;
-            }
-        };
-        let Some(x11_window) = window.x11_window() else {
-            log::error!("Warren needs an X11 window; this display is not X11");
-            event_loop.exit();
-            return;
-        };
-        let egui = egui_glow::EguiGlow::new(event_loop, window.gl.clone(), None, None, true);
-        egui.egui_ctx.set_theme(egui::Theme::Light);
-        {
-            let proxy = self.proxy.clone();
-            egui.egui_ctx.set_request_repaint_callback(move |info| {
-                let _ = proxy.send_event(UserEvent::Repaint(info.delay));
-            });
-        }
-        window.window.set_visible(true);
+        let window =
+            match BrowserWindow::create(event_loop, self.repaint_callback(Surface::Browser)) {
+                Ok(window) => window,
+                Err(e) => {
+                    log::error!("{e}");
+                    event_loop.exit();
+                    return;
+                }
+            };
         if let Some(tx) = self.shortcut_tx.take() {
             let waker = self.waker.clone();
-            if let Err(e) = keys::start(x11_window, move |s| {
+            if let Err(e) = keys::start(window.x11_window(), move |s| {
                 let _ = tx.send(s);
                 waker();
             }) {
                 log::warn!("browser shortcuts are unavailable while a page has focus: {e}");
             }
         }
-        let focus_proxy = create_focus_proxy(event_loop, &window.window);
-        self.focus = focus_proxy
-            .as_ref()
-            .ok_or_else(|| "no focus proxy window".to_owned())
-            .and_then(|(_, xid)| keys::Focus::new(x11_window, *xid))
-            .map_err(|e| log::warn!("the chrome cannot take the keyboard back from pages: {e}"))
-            .ok();
-        self.gui = Some(Gui {
-            window,
-            egui,
-            x11_window,
-            focus_proxy: focus_proxy.map(|(w, _)| w),
-        });
-        self.update_content_bounds(None);
-
-        let urls = std::mem::take(&mut self.options.urls);
-        if urls.is_empty() {
-            self.open_tab(NEW_TAB_URL.to_owned(), false);
-        } else {
-            for (i, url) in urls.into_iter().enumerate() {
-                self.open_tab(url, i > 0);
-            }
-        }
-        self.request_redraw();
+        let launcher = HostLauncher {
+            renderer: self.options.renderer.clone(),
+            runtime_root: self.runtime_dir.clone(),
+            parent_window: window.x11_window(),
+            website_data_dir: self.profile.website_data_dir.clone(),
+            cookie_file: self.profile.cookie_file.clone(),
+            waker: self.waker.clone(),
+        };
+        let now = Instant::now();
+        let mut tabs = Tabs::new(Box::new(launcher), now);
+        tabs.set_bounds(window.content_bounds());
+        self.running = Some(Running { window, tabs });
+        self.open_first_tabs(now);
+        self.after_change();
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, id: WindowId, event: WindowEvent) {
-        if self
-            .task_manager
-            .as_ref()
-            .is_some_and(|tm| tm.window.window.id() == id)
-        {
-            self.task_manager_event(event);
+        let now = Instant::now();
+        if self.menu.as_ref().is_some_and(|m| m.id() == id) {
+            self.menu_event(&event, now);
             return;
         }
-        let Some(gui) = self.gui.as_mut() else { return };
-        if gui.focus_proxy.as_ref().is_some_and(|p| p.id() == id) {
-            // The proxy only relays the keyboard to the chrome.
-            if matches!(
-                event,
-                WindowEvent::KeyboardInput { .. }
-                    | WindowEvent::ModifiersChanged(_)
-                    | WindowEvent::Ime(_)
-            ) {
-                let response = gui.egui.on_window_event(&gui.window.window, &event);
-                if response.repaint {
-                    gui.window.window.request_redraw();
-                }
-            }
+        if self.task_manager.as_ref().is_some_and(|tm| tm.id() == id) {
+            self.task_manager_event(&event, now);
             return;
         }
-        match &event {
-            WindowEvent::CloseRequested => {
-                event_loop.exit();
-                return;
-            }
-            WindowEvent::RedrawRequested => {
-                self.redraw(event_loop);
-                return;
-            }
-            WindowEvent::Resized(size) => {
-                gui.window.resize(size.width, size.height);
-            }
-            WindowEvent::Focused(false)
-                if self.focus.as_ref().is_some_and(|f| f.browser_has_focus()) =>
-            {
-                // Focus moved to the browser's own focus proxy: the chrome still has the keyboard.
-                return;
-            }
-            WindowEvent::MouseInput {
-                state: ElementState::Pressed,
-                ..
-            } => {
-                // A click on the chrome: take keyboard focus back from the page.
-                if let Some(focus) = &self.focus {
-                    focus.focus_browser();
-                }
-            }
-            _ => {}
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
+        if !running.window.owns(id) {
+            return;
         }
-        let response = gui.egui.on_window_event(&gui.window.window, &event);
-        if response.repaint {
-            gui.window.window.request_redraw();
+        match running.window.handle_event(id, &event) {
+            WindowOutcome::None => {}
+            WindowOutcome::CloseRequested => self.quit(now),
+            WindowOutcome::RedrawRequested => self.redraw(event_loop, now),
+            WindowOutcome::Clicked => self.close_menu(),
         }
     }
 
@@ -482,19 +344,25 @@ impl ApplicationHandler<UserEvent> for App {
                 self.wake_pending.store(false, Ordering::Release);
                 self.drain_inputs(event_loop);
             }
-            UserEvent::RepaintTaskManager => {
-                if let Some(tm) = &self.task_manager {
-                    tm.window.window.request_redraw();
+            UserEvent::Repaint(surface, delay) => match surface {
+                Surface::Browser if !delay.is_zero() => {
+                    let at = Instant::now() + delay;
+                    if self.repaint_at.is_none_or(|t| at < t) {
+                        self.repaint_at = Some(at);
+                    }
                 }
-            }
-            UserEvent::Repaint(delay) => {
-                let at = Instant::now() + delay;
-                if delay.is_zero() {
-                    self.request_redraw();
-                } else if self.repaint_at.is_none_or(|t| at < t) {
-                    self.repaint_at = Some(at);
+                Surface::Browser => self.request_redraw(),
+                Surface::TaskManager => {
+                    if let Some(tm) = &self.task_manager {
+                        tm.request_redraw();
+                    }
                 }
-            }
+                Surface::Menu => {
+                    if let Some(menu) = &self.menu {
+                        menu.request_redraw();
+                    }
+                }
+            },
         }
     }
 
@@ -504,993 +372,691 @@ impl ApplicationHandler<UserEvent> for App {
             self.next_tick = now + TICK;
             self.tick(now);
         }
-        // Closed tabs' renderers that did not exit within their grace period: dropping the host
-        // kills the tree.
-        self.dying.retain(|d| now < d.deadline);
+        if let Some(running) = self.running.as_mut() {
+            // Deadlines of discards and closed renderers.
+            if running.tabs.next_deadline().is_some_and(|t| now >= t) {
+                running.tabs.tick(now);
+            }
+        }
+        self.after_change();
         if self.repaint_at.is_some_and(|t| now >= t) {
             self.repaint_at = None;
             self.request_redraw();
         }
-        if self.quitting {
-            event_loop.exit();
-            return;
+        if let Some(deadline) = self.quit_deadline {
+            let capturing = self.running.as_ref().is_some_and(|r| r.tabs.capturing());
+            if !capturing || now >= deadline {
+                event_loop.exit();
+                return;
+            }
         }
         let mut wake_at = self.next_tick;
-        if let Some(t) = self.repaint_at {
+        for t in [
+            self.repaint_at,
+            self.quit_deadline,
+            self.running.as_ref().and_then(|r| r.tabs.next_deadline()),
+        ]
+        .into_iter()
+        .flatten()
+        {
             wake_at = wake_at.min(t);
-        }
-        for d in &self.dying {
-            wake_at = wake_at.min(d.deadline);
         }
         event_loop.set_control_flow(ControlFlow::WaitUntil(wake_at));
     }
 
     fn exiting(&mut self, _event_loop: &ActiveEventLoop) {
+        self.close_menu();
         self.close_task_manager();
-        if let Some(gui) = self.gui.as_mut() {
-            gui.window.make_current();
-            gui.egui.destroy();
+        if let Some(running) = self.running.as_mut() {
+            running.window.destroy();
         }
     }
 }
 
 impl App {
+    fn repaint_callback(&self, surface: Surface) -> impl Fn(Duration) + Send + Sync + 'static {
+        let proxy = self.proxy.clone();
+        move |delay| {
+            let _ = proxy.send_event(UserEvent::Repaint(surface, delay));
+        }
+    }
+
     fn request_redraw(&self) {
-        if let Some(gui) = &self.gui {
-            gui.window.window.request_redraw();
+        if let Some(running) = &self.running {
+            running.window.request_redraw();
         }
     }
 
-    fn redraw(&mut self, event_loop: &ActiveEventLoop) {
-        let Some(gui) = self.gui.as_mut() else { return };
-        if !self.chrome.editing {
-            let shown = self
-                .tabs
-                .active_tab()
-                .map(|t| url_input::display(&t.url))
-                .unwrap_or_default();
-            if self.chrome.address_error.is_none() {
-                self.chrome.address = shown;
-            }
-        }
-        gui.window.make_current();
-        let mut actions = Vec::new();
-        let tabs = &self.tabs;
-        let chrome_state = &mut self.chrome;
-        let covered = self
-            .tabs
-            .active()
-            .and_then(|id| self.live.get(&id))
-            .is_some_and(|l| l.ready);
-        gui.egui.run(&gui.window.window, |ui| {
-            actions = chrome::draw(ui, tabs, chrome_state, covered);
-        });
-        let pixels_per_point = gui.egui.egui_ctx.pixels_per_point();
-        let size = gui.window.window.inner_size();
-        let chrome_height = self.content.y.clamp(0, size.height as i32);
-        unsafe {
-            use egui_glow::glow::{self, HasContext};
-            // SAFETY: the GL context is current on this thread.
-            let gl = &gui.window.gl;
-            gl.clear_color(0.94, 0.94, 0.94, 1.0);
-            if covered {
-                // Only the chrome is visible; GL's origin is the bottom left.
-                gl.enable(glow::SCISSOR_TEST);
-                gl.scissor(
-                    0,
-                    size.height as i32 - chrome_height,
-                    size.width as i32,
-                    chrome_height,
-                );
-            }
-            gl.clear(glow::COLOR_BUFFER_BIT);
-            gl.disable(glow::SCISSOR_TEST);
-        }
-        gui.egui.paint(&gui.window.window);
-        gui.window.swap_buffers();
-        let title = match self.tabs.active_tab() {
-            Some(tab) => format!("{} — Warren", tab.label()),
-            None => "Warren".to_owned(),
-        };
-        gui.window.window.set_title(&title);
-        self.update_content_bounds(Some(pixels_per_point));
-        for action in actions {
-            self.handle_action(action, event_loop);
-        }
-    }
-
-    /// Recomputes the content area in physical pixels and tells every renderer when it moved.
-    fn update_content_bounds(&mut self, pixels_per_point: Option<f32>) {
-        let Some(gui) = &self.gui else { return };
-        let size = gui.window.window.inner_size();
-        let scale = pixels_per_point.unwrap_or(gui.window.window.scale_factor() as f32);
-        let top = match self.chrome.content_rect {
-            Some(rect) => (rect.top() * scale).round() as i32,
-            None => ((chrome::TAB_STRIP_HEIGHT + chrome::TOOLBAR_HEIGHT) * scale).round() as i32,
-        };
-        let bounds = Bounds {
-            x: 0,
-            y: top,
-            width: size.width.max(1),
-            height: size.height.saturating_sub(top.max(0) as u32).max(1),
-        };
-        if bounds != self.content {
-            self.content = bounds;
-            let ids: Vec<TabId> = self.live.keys().copied().collect();
-            for id in ids {
-                self.send(id, BrowserToRenderer::SetBounds(bounds));
-            }
-        }
-    }
-
-    // ----- tabs -----
-
-    /// Adds a tab at the end of the strip and starts its renderer.
-    fn open_tab(&mut self, url: String, background: bool) -> TabId {
-        let previous = self.tabs.active();
-        let id = self.tabs.add(url, background);
-        if self.tabs.active() == Some(id) {
-            if let Some(prev) = previous {
-                self.send(prev, BrowserToRenderer::SetVisible(false));
-            }
-            self.chrome.address_error = None;
-            if self.tabs.get(id).is_some_and(|t| t.url == NEW_TAB_URL) {
-                self.focus_address_bar();
-            } else {
-                // The page gets the keyboard once its renderer is ready (see `Ready`).
-                self.chrome.editing = false;
-                self.chrome.blur_address = true;
-            }
-        }
-        self.start_renderer(id);
-        self.request_redraw();
-        id
-    }
-
-    fn start_renderer(&mut self, id: TabId) {
-        let (Some(gui), Some(tab)) = (&self.gui, self.tabs.get(id)) else {
-            return;
-        };
-        let view = ViewSetup {
-            parent_window: gui.x11_window,
-            bounds: self.content,
-            visible: self.tabs.active() == Some(id),
-            url: tab.url.clone(),
-            website_data_dir: self.profile.website_data_dir.clone(),
-            cookie_file: self.profile.cookie_file.clone(),
-        };
-        match RendererHost::spawn(
-            &self.options.renderer,
-            &self.runtime_dir,
-            id,
-            view,
-            self.waker.clone(),
-        ) {
-            Ok(host) => {
-                log::info!("tab {id}: renderer pid {}", host.pid());
-                if let Some(tab) = self.tabs.get_mut(id) {
-                    tab.crash = None;
-                    tab.loading = true;
-                    tab.responsive = true;
+    /// The first tabs: the saved session (unless `--no-restore`), then the command line's URLs;
+    /// the new-tab page when there is neither.
+    fn open_first_tabs(&mut self, now: Instant) {
+        let urls = std::mem::take(&mut self.options.urls);
+        let saved = if self.options.restore {
+            match session::load(&self.profile.dir) {
+                Ok(saved) => saved,
+                Err(e) => {
+                    log::warn!("{e}");
+                    None
                 }
-                self.live.insert(
-                    id,
-                    Live {
-                        host,
-                        ready: false,
-                        popups: validate::PopupLimiter::with_budget(
-                            validate::POPUP_BURST,
-                            validate::POPUP_INTERVAL,
-                            Instant::now(),
-                        ),
-                        pings: PingTracker::new(Instant::now()),
-                        evals: HashMap::new(),
-                    },
-                );
             }
-            Err(e) => self.mark_crashed(id, format!("The renderer could not be started: {e}")),
-        }
-    }
-
-    fn activate(&mut self, id: TabId) {
-        let previous = self.tabs.active();
-        if previous == Some(id) || !self.tabs.activate(id) {
-            return;
-        }
-        if let Some(prev) = previous {
-            self.send(prev, BrowserToRenderer::SetVisible(false));
-        }
-        self.chrome.address_error = None;
-        self.send(id, BrowserToRenderer::SetVisible(true));
-        if self.tabs.get(id).is_some_and(|t| t.url == NEW_TAB_URL) {
-            self.focus_address_bar();
         } else {
-            self.focus_page(id);
-        }
-        self.request_redraw();
-    }
-
-    /// Closes a tab; closing the last one quits, as in other browsers.
-    fn close_tab(&mut self, id: TabId) -> bool {
-        if self.tabs.remove(id).is_none() {
-            return false;
-        }
-        if let Some(live) = self.live.remove(&id) {
-            self.retire(live);
-        }
-        if let Some(active) = self.tabs.active() {
-            self.send(active, BrowserToRenderer::SetVisible(true));
-            self.focus_page(active);
-        } else {
-            self.quitting = true;
-        }
-        self.request_redraw();
-        true
-    }
-
-    /// Asks a renderer to exit and schedules the kill of its tree.
-    fn retire(&mut self, live: Live) {
-        for (_, reply) in live.evals {
-            let _ = reply.send(Err("the tab was closed".into()));
-        }
-        live.host.request_shutdown();
-        self.dying.push(Dying {
-            host: live.host,
-            deadline: Instant::now() + CLOSE_GRACE,
-        });
-    }
-
-    /// Ends a tab's renderer tree and shows the crash notice.
-    fn mark_crashed(&mut self, id: TabId, reason: String) {
-        if let Some(mut live) = self.live.remove(&id) {
-            live.host.kill();
-            for (_, reply) in live.evals.drain() {
-                let _ = reply.send(Err(format!("tab {id} crashed: {reason}")));
-            }
-        }
-        if let Some(tab) = self.tabs.get_mut(id) {
-            log::warn!("tab {id} crashed: {reason}");
-            tab.crash = Some(reason);
-            tab.loading = false;
-            tab.responsive = true;
-        }
-        self.request_redraw();
-    }
-
-    fn reload(&mut self, id: TabId) {
-        if self.live.contains_key(&id) {
-            self.send(id, BrowserToRenderer::Reload);
-        } else if self.tabs.get(id).is_some() {
-            self.start_renderer(id);
-            if self.tabs.active() == Some(id) {
-                self.focus_page(id);
-            }
-        }
-        self.request_redraw();
-    }
-
-    fn navigate(&mut self, id: TabId, url: String) {
-        if self.live.contains_key(&id) {
-            self.send(id, BrowserToRenderer::Navigate { url });
-            if self.tabs.active() == Some(id) {
-                self.focus_page(id);
-            }
-        } else if let Some(tab) = self.tabs.get_mut(id) {
-            tab.url = url;
-            self.start_renderer(id);
-        }
-        self.request_redraw();
-    }
-
-    /// Gives the keyboard to a tab's page: X focus to its view, egui focus off the address bar.
-    fn focus_page(&mut self, id: TabId) {
-        self.chrome.editing = false;
-        self.chrome.blur_address = true;
-        self.send(id, BrowserToRenderer::Focus);
-    }
-
-    fn focus_address_bar(&mut self) {
-        if let Some(focus) = &self.focus {
-            focus.focus_browser();
-        }
-        self.chrome.focus_address = true;
-        self.request_redraw();
-    }
-
-    /// Queues a message for a tab's renderer; a renderer that stopped reading is ended.
-    fn send(&mut self, id: TabId, msg: BrowserToRenderer) {
-        let Some(live) = self.live.get(&id) else {
+            None
+        };
+        self.session = Some(SessionWriter::start(self.profile.dir.clone()));
+        let Some(running) = self.running.as_mut() else {
             return;
         };
-        if let Err(why) = live.host.send(msg) {
-            self.mark_crashed(id, format!("The renderer {why}."));
+        if let Some(saved) = saved.filter(|s| !s.tabs.is_empty()) {
+            log::info!("restoring {} tabs of the last session", saved.tabs.len());
+            running
+                .tabs
+                .restore_session(saved, urls.is_empty(), SystemTime::now(), now);
+        }
+        if urls.is_empty() && running.tabs.is_empty() {
+            self.apply(Verb::Open {
+                url: NEW_TAB_URL.to_owned(),
+                background: false,
+            });
+        }
+        for (i, url) in urls.into_iter().enumerate() {
+            self.apply(Verb::Open {
+                url,
+                background: i > 0,
+            });
         }
     }
 
-    // ----- inputs -----
+    /// Carries out a verb from the chrome, a shortcut, a menu or the Task Manager: errors are
+    /// logged (the control socket reports them instead, see [`App::control`]).
+    fn apply(&mut self, verb: Verb) {
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
+        if let Err(e) = running.tabs.apply(verb, None, Instant::now()) {
+            log::info!("{e}");
+        }
+    }
+
+    fn active(&self) -> Option<TabId> {
+        self.running.as_ref().and_then(|r| r.tabs.active())
+    }
+
+    /// Acts on what the tab model asked for, until it asks nothing more.
+    fn after_change(&mut self) {
+        loop {
+            let Some(running) = self.running.as_mut() else {
+                return;
+            };
+            let effects = running.tabs.take_effects();
+            if effects.is_empty() {
+                break;
+            }
+            let mut redraw_task_manager = false;
+            for effect in effects {
+                match effect {
+                    Effect::Redraw => {
+                        running.window.request_redraw();
+                        redraw_task_manager = true;
+                    }
+                    Effect::AddressChanged => {
+                        running.window.chrome.address_error = None;
+                        running.window.request_redraw();
+                    }
+                    Effect::FocusPage => running.window.blur_address_bar(),
+                    Effect::FocusAddressBar => running.window.focus_address_bar(),
+                    Effect::PageReady(id) => {
+                        if !running.window.chrome.editing && running.tabs.active() == Some(id) {
+                            running.tabs.focus_page(id);
+                        }
+                    }
+                    Effect::Answer(ticket, answer) => {
+                        if let Some(reply) = self.waiting.remove(&ticket) {
+                            let _ = reply.send(answer.map(|a| match a {
+                                Answer::Value(value) => {
+                                    protocol::Answer::from(EvalResult { value })
+                                }
+                                Answer::Discarded { freed_kb } => {
+                                    protocol::Answer::from(DiscardResult { freed_kb })
+                                }
+                            }));
+                        }
+                    }
+                    Effect::Quit => self.quit_deadline = Some(Instant::now()),
+                }
+            }
+            if redraw_task_manager {
+                if let Some(tm) = &self.task_manager {
+                    tm.request_redraw();
+                }
+            }
+            // A menu whose tab was closed has nothing left to act on.
+            let menu_tab_gone = self.menu.as_ref().is_some_and(|m| {
+                self.running
+                    .as_ref()
+                    .is_some_and(|r| r.tabs.get(m.tab()).is_none())
+            });
+            if menu_tab_gone {
+                self.close_menu();
+            }
+        }
+    }
+
+    fn redraw(&mut self, event_loop: &ActiveEventLoop, now: Instant) {
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
+        let actions = running.window.paint(&running.tabs, now);
+        running.tabs.set_bounds(running.window.content_bounds());
+        for action in actions {
+            self.chrome_action(action, event_loop, now);
+        }
+        self.after_change();
+    }
+
+    fn chrome_action(&mut self, action: Action, event_loop: &ActiveEventLoop, now: Instant) {
+        match action {
+            Action::Verb(verb) => self.apply(verb),
+            Action::NewTab => self.apply(Verb::Open {
+                url: NEW_TAB_URL.to_owned(),
+                background: false,
+            }),
+            Action::OpenTaskManager => self.open_task_manager(event_loop, now),
+            Action::TabMenu { tab, at } => self.open_menu(event_loop, tab, at),
+            Action::Navigate(input) => {
+                let Some(running) = self.running.as_mut() else {
+                    return;
+                };
+                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+                match url_input::fixup(&input, &cwd) {
+                    Ok(url) => {
+                        running.window.chrome.address_error = None;
+                        running.window.chrome.address = url_input::display(&url);
+                        let verb = match running.tabs.active() {
+                            Some(tab) => Verb::Navigate { tab, url },
+                            None => Verb::Open {
+                                url,
+                                background: false,
+                            },
+                        };
+                        self.apply(verb);
+                    }
+                    Err(e) => {
+                        running.window.chrome.address_error = Some(e.to_string());
+                        running.window.chrome.focus_address = true;
+                        running.window.request_redraw();
+                    }
+                }
+            }
+        }
+    }
+
+    fn shortcut(&mut self, shortcut: Shortcut, event_loop: &ActiveEventLoop) {
+        let now = Instant::now();
+        let active = self.active();
+        let strip = self.running.as_ref().map(|r| r.tabs.strip());
+        let verb = match shortcut {
+            Shortcut::NewTab => Some(Verb::Open {
+                url: NEW_TAB_URL.to_owned(),
+                background: false,
+            }),
+            Shortcut::CloseTab => active.map(Verb::Close),
+            Shortcut::NextTab => strip.and_then(|s| s.cycle(1)).map(Verb::Activate),
+            Shortcut::PreviousTab => strip.and_then(|s| s.cycle(-1)).map(Verb::Activate),
+            Shortcut::SelectTab(n) => strip
+                .and_then(|s| s.nth_for_shortcut(n))
+                .map(Verb::Activate),
+            Shortcut::Reload => active.map(Verb::Reload),
+            Shortcut::Back => active.map(Verb::Back),
+            Shortcut::Forward => active.map(Verb::Forward),
+            Shortcut::FocusAddressBar => {
+                if let Some(running) = self.running.as_mut() {
+                    running.window.focus_address_bar();
+                }
+                None
+            }
+            Shortcut::Quit => {
+                self.quit(now);
+                None
+            }
+            Shortcut::TaskManager => {
+                self.open_task_manager(event_loop, now);
+                None
+            }
+        };
+        if let Some(verb) = verb {
+            self.apply(verb);
+        }
+    }
+
+    // ----- control socket -----
+
+    fn control(&mut self, request: control::Request, now: Instant) {
+        let control::Request { command, reply } = request;
+        let ticket = self.ticket();
+        let Some(running) = self.running.as_mut() else {
+            let _ = reply.send(Err("the browser window is not open yet".into()));
+            return;
+        };
+        let verb = match command {
+            Command::Version => {
+                let _ = reply.send(Ok(VersionInfo::current().into()));
+                return;
+            }
+            Command::Tabs => {
+                let tabs = tab_infos(&running.tabs, now);
+                let _ = reply.send(Ok(tabs.into()));
+                return;
+            }
+            Command::TaskManager => {
+                let answer = self.task_manager_answer();
+                let _ = reply.send(answer);
+                return;
+            }
+            Command::Shutdown => {
+                let _ = reply.send(Ok(protocol::Answer::Done));
+                self.quit(now);
+                return;
+            }
+            Command::Eval { tab_id, js } => {
+                match running.tabs.eval(tab_id, js, ticket) {
+                    Ok(()) => {
+                        self.waiting.insert(ticket, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+                return;
+            }
+            Command::NewTab { url, background } => Verb::Open {
+                url: url.unwrap_or_else(|| NEW_TAB_URL.to_owned()),
+                background,
+            },
+            Command::Navigate { tab_id, url } => Verb::Navigate { tab: tab_id, url },
+            Command::Activate { tab_id } => Verb::Activate(tab_id),
+            Command::Close { tab_id } => Verb::Close(tab_id),
+            Command::Reload { tab_id } => Verb::Reload(tab_id),
+            Command::Back { tab_id } => Verb::Back(tab_id),
+            Command::Forward { tab_id } => Verb::Forward(tab_id),
+            Command::EndProcess { tab_id } => Verb::EndProcess(tab_id),
+            Command::Discard { tab_id } => Verb::Discard(tab_id),
+            Command::Freeze { tab_id } => Verb::Freeze(tab_id),
+            Command::Unfreeze { tab_id } => Verb::Unfreeze(tab_id),
+            Command::Pin { tab_id } => Verb::Pin(tab_id),
+            Command::Unpin { tab_id } => Verb::Unpin(tab_id),
+        };
+        let answer = match running.tabs.apply(verb, Some(ticket), now) {
+            Ok(Outcome::Pending) => {
+                self.waiting.insert(ticket, reply);
+                return;
+            }
+            Ok(Outcome::Done) => Ok(protocol::Answer::Done),
+            Ok(Outcome::Opened(tab_id)) => Ok(NewTabResult { tab_id }.into()),
+            Ok(Outcome::Discarded { freed_kb }) => Ok(DiscardResult { freed_kb }.into()),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = reply.send(answer);
+    }
+
+    fn ticket(&mut self) -> Ticket {
+        self.next_ticket += 1;
+        Ticket(self.next_ticket)
+    }
+
+    /// Measures the browser's process tree for `task_manager` (with PSS).
+    fn task_manager_answer(&mut self) -> Reply {
+        let Some(running) = self.running.as_ref() else {
+            return Err("the browser window is not open yet".into());
+        };
+        let renderers = running.tabs.renderers();
+        let monitor = match &mut self.monitor {
+            Some(monitor) => monitor,
+            None => self
+                .monitor
+                .insert(procs::Monitor::new().map_err(|e| e.to_string())?),
+        };
+        let query = procs::Query {
+            browser_pid: std::process::id(),
+            renderers: &renderers,
+            spares: &[],
+            pss: true,
+        };
+        let snapshot = monitor.refresh(&query).map_err(|e| e.to_string())?;
+        let tabs = &running.tabs;
+        Ok(snapshot
+            .to_task_manager(|id| tabs.get(id).map(|t| t.label().to_owned()))
+            .into())
+    }
+
+    // ----- inputs and timers -----
 
     fn drain_inputs(&mut self, event_loop: &ActiveEventLoop) {
-        let mut more = false;
-        let ids: Vec<TabId> = self.live.keys().copied().collect();
-        for id in ids {
-            for _ in 0..EVENTS_PER_WAKE {
-                let Some(event) = self.live.get(&id).and_then(|l| l.host.try_recv()) else {
-                    break;
-                };
-                self.renderer_event(id, event);
-            }
-            more |= self.live.get(&id).is_some_and(|l| l.host.has_events());
-        }
+        let now = Instant::now();
+        let more = self
+            .running
+            .as_mut()
+            .is_some_and(|r| r.tabs.poll_renderers(now));
         while let Ok((pid, status)) = self.inbox.reaped.try_recv() {
-            self.reaped(pid, status);
+            if let (Some(running), Some(how)) = (self.running.as_mut(), host::describe_exit(status))
+            {
+                running.tabs.reaped(pid, &how);
+            }
         }
         while let Ok(shortcut) = self.inbox.shortcuts.try_recv() {
             self.shortcut(shortcut, event_loop);
         }
         while let Ok(urls) = self.inbox.open_urls.try_recv() {
             if urls.is_empty() {
-                self.open_tab(NEW_TAB_URL.to_owned(), false);
+                self.apply(Verb::Open {
+                    url: NEW_TAB_URL.to_owned(),
+                    background: false,
+                });
             }
             for url in urls {
-                self.open_tab(url, false);
+                self.apply(Verb::Open {
+                    url,
+                    background: false,
+                });
             }
         }
         while let Ok(request) = self.inbox.control.try_recv() {
-            self.control(request);
+            self.control(request, now);
         }
         if let Ok(signal) = self.inbox.quit.try_recv() {
             log::info!("{signal}: shutting down");
-            self.quitting = true;
+            self.quit(now);
         }
+        self.after_change();
         if more {
             (self.waker)();
         }
-        if self.quitting {
-            event_loop.exit();
-        }
-    }
-
-    fn renderer_event(&mut self, id: TabId, event: HostEvent) {
-        match event {
-            HostEvent::Message(msg) => self.renderer_message(id, msg),
-            HostEvent::Violation(why) => {
-                self.mark_crashed(id, format!("The renderer was ended because it {why}."));
-            }
-            HostEvent::Disconnected => {
-                let pid = self.live.get(&id).map(|l| l.host.pid());
-                self.mark_crashed(id, UNEXPECTED_EXIT.into());
-                if let Some(pid) = pid {
-                    self.awaiting_reap.insert(pid, id);
-                }
-            }
-        }
-    }
-
-    fn renderer_message(&mut self, id: TabId, msg: RendererToBrowser) {
-        if !matches!(
-            msg,
-            RendererToBrowser::Pong { .. } | RendererToBrowser::EvalResult { .. }
-        ) {
-            // Everything else may change what the chrome shows.
-            self.request_redraw();
-        }
-        let active = self.tabs.active() == Some(id);
-        let Some(tab) = self.tabs.get_mut(id) else {
-            return;
-        };
-        match msg {
-            RendererToBrowser::Hello { .. } => {}
-            RendererToBrowser::Ready => {
-                if let Some(live) = self.live.get_mut(&id) {
-                    live.ready = true;
-                }
-                if active && tab.url != NEW_TAB_URL && !self.chrome.editing {
-                    self.send(id, BrowserToRenderer::Focus);
-                }
-            }
-            RendererToBrowser::UrlChanged { url } => {
-                tab.url = printable(&url);
-                if active {
-                    self.chrome.address_error = None;
-                }
-            }
-            RendererToBrowser::TitleChanged { title } => tab.title = printable(&title),
-            RendererToBrowser::Loading(loading) => tab.loading = loading,
-            RendererToBrowser::HistoryChanged {
-                can_go_back,
-                can_go_forward,
-            } => {
-                tab.can_go_back = can_go_back;
-                tab.can_go_forward = can_go_forward;
-            }
-            RendererToBrowser::OpenTab { url } => {
-                let allowed = validate::check_open_tab(&url, &tab.url);
-                let now = Instant::now();
-                // Each renderer has a budget, and all renderers together another: tabs opened by
-                // pages can open tabs too.
-                let within_limit = self.live.get_mut(&id).is_some_and(|l| l.popups.allow(now))
-                    && self.popups.allow(now);
-                match allowed {
-                    Ok(()) if within_limit => {
-                        self.open_tab(url, false);
-                    }
-                    Ok(()) => log::warn!("tab {id}: too many new tabs requested; dropped one"),
-                    Err(e) => log::warn!("tab {id}: refused to open a tab: {e}"),
-                }
-            }
-            RendererToBrowser::EvalResult { request, result } => {
-                let Some(reply) = self
-                    .live
-                    .get_mut(&id)
-                    .and_then(|l| l.evals.remove(&request))
-                else {
-                    return;
-                };
-                let answer = match result {
-                    Ok(text) => serde_json::from_str::<Value>(&text)
-                        .map(|value| json!({ "value": value }))
-                        .map_err(|e| {
-                            format!("the renderer returned a value that is not JSON: {e}")
-                        }),
-                    Err(e) => Err(format!("script error: {e}")),
-                };
-                let _ = reply.send(answer);
-            }
-            RendererToBrowser::Pong { seq } => {
-                if let Some(live) = self.live.get_mut(&id) {
-                    live.pings.pong(seq);
-                    let responsive = live.pings.responsive(Instant::now());
-                    if let Some(tab) = self.tabs.get_mut(id) {
-                        tab.responsive = responsive;
-                    }
-                }
-            }
-            RendererToBrowser::WebProcessCrashed { reason } => {
-                self.mark_crashed(
-                    id,
-                    format!("The page's web process ended: {}.", printable(&reason)),
-                );
-            }
-        }
-    }
-
-    fn reaped(&mut self, pid: u32, status: WaitStatus) {
-        let how = match status {
-            WaitStatus::Exited(_, 0) => "exited".to_owned(),
-            WaitStatus::Exited(_, code) => format!("exited with status {code}"),
-            WaitStatus::Signaled(_, signal, _) => format!("was killed by {signal}"),
-            _ => return,
-        };
-        if self.reap_dying(pid) {
-            return;
-        }
-        if let Some((id, live)) = self.live.iter_mut().find(|(_, l)| l.host.pid() == pid) {
-            let id = *id;
-            live.host.mark_reaped();
-            self.mark_crashed(id, format!("The renderer process {how}."));
-        } else if let Some(id) = self.awaiting_reap.remove(&pid) {
-            if let Some(tab) = self.tabs.get_mut(id) {
-                if tab.crash.as_deref() == Some(UNEXPECTED_EXIT) {
-                    tab.crash = Some(format!("The renderer process {how}."));
-                    self.request_redraw();
-                }
-            }
-        }
-    }
-
-    /// A closed tab's renderer exited: end what is left of its group now. False if `pid` is not
-    /// one of them.
-    fn reap_dying(&mut self, pid: u32) -> bool {
-        let Some(index) = self.dying.iter().position(|d| d.host.pid() == pid) else {
-            return false;
-        };
-        let mut dying = self.dying.swap_remove(index);
-        dying.host.mark_reaped();
-        true
     }
 
     fn tick(&mut self, now: Instant) {
-        let ids: Vec<TabId> = self.live.keys().copied().collect();
-        for id in ids {
-            let Some(live) = self.live.get_mut(&id) else {
-                continue;
-            };
-            let ping = live.pings.due(now);
-            let responsive = live.pings.responsive(now);
-            if let Some(tab) = self.tabs.get_mut(id) {
-                if tab.responsive != responsive {
-                    if !responsive {
-                        log::warn!("tab {id}: renderer is not responding");
-                    }
-                    tab.responsive = responsive;
-                    self.request_redraw();
-                }
-            }
-            if let Some(ping) = ping {
-                self.send(id, ping);
-            }
-        }
-        self.refresh_task_manager(false);
-    }
-
-    // ----- task manager -----
-
-    /// Opens the Task Manager window, or raises it if it is open.
-    fn open_task_manager(&mut self, event_loop: &ActiveEventLoop) {
-        if let Some(tm) = &self.task_manager {
-            if let Some(focus) = &self.focus {
-                focus.focus_window(tm.x11_window);
-            }
-            tm.window.window.focus_window();
-            return;
-        }
-        let attributes = Window::default_attributes()
-            .with_title("Task Manager")
-            .with_inner_size(winit::dpi::LogicalSize::new(760.0, 460.0))
-            .with_position(winit::dpi::PhysicalPosition::new(120, 120));
-        let window = match GlWindow::new(event_loop, attributes) {
-            Ok(w) => w,
-            Err(e) => {
-                log::error!("cannot open the Task Manager: {e}");
-                return;
-            }
-        };
-        let Some(x11_window) = window.x11_window() else {
+        let Some(running) = self.running.as_mut() else {
             return;
         };
-        let egui = egui_glow::EguiGlow::new(event_loop, window.gl.clone(), None, None, true);
-        egui.egui_ctx.set_theme(egui::Theme::Light);
-        {
-            let proxy = self.proxy.clone();
-            egui.egui_ctx.set_request_repaint_callback(move |_| {
-                let _ = proxy.send_event(UserEvent::RepaintTaskManager);
-            });
+        running.tabs.tick(now);
+        if self.quit_deadline.is_none() {
+            self.run_policy(now);
+            self.save_session(now);
         }
-        let mut tm = TaskManagerWindow {
-            window,
-            egui,
-            x11_window,
-            view: TaskView::default(),
+        if let (Some(tm), Some(running)) = (self.task_manager.as_mut(), self.running.as_ref()) {
+            tm.refresh(&running.tabs, false, now);
+        }
+    }
+
+    /// Runs the lifecycle policy over the tabs and carries out its plan.
+    fn run_policy(&mut self, now: Instant) {
+        let memory = if self.options.lifecycle.memory_budget_kb.is_some() {
+            self.tab_footprints()
+        } else {
+            HashMap::new()
         };
-        tm.view.update(self.task_rows(false), Instant::now());
-        if let Some(focus) = &self.focus {
-            focus.focus_window(x11_window);
-        }
-        tm.window.window.request_redraw();
-        self.task_manager = Some(tm);
-    }
-
-    fn close_task_manager(&mut self) {
-        self.monitors.window = None;
-        if let Some(mut tm) = self.task_manager.take() {
-            tm.window.make_current();
-            tm.egui.destroy();
-        }
-        if let Some(gui) = &self.gui {
-            gui.window.make_current();
-        }
-    }
-
-    fn task_manager_event(&mut self, event: WindowEvent) {
-        let Some(tm) = self.task_manager.as_mut() else {
+        let Some(running) = self.running.as_mut() else {
             return;
         };
-        match &event {
-            WindowEvent::CloseRequested | WindowEvent::Destroyed => {
-                self.close_task_manager();
-                return;
-            }
-            WindowEvent::RedrawRequested => {
-                self.redraw_task_manager();
-                return;
-            }
-            WindowEvent::Resized(size) => tm.window.resize(size.width, size.height),
-            WindowEvent::MouseInput {
-                state: ElementState::Pressed,
-                ..
-            } => {
-                if let Some(focus) = &self.focus {
-                    focus.focus_window(tm.x11_window);
-                }
-            }
-            _ => {}
-        }
-        if tm.egui.on_window_event(&tm.window.window, &event).repaint {
-            tm.window.window.request_redraw();
-        }
+        let facts = running.tabs.facts(now, &memory);
+        let plan = policy::decide(&self.options.lifecycle, &facts, &memory::read(), now);
+        running.tabs.enforce(plan, now);
     }
 
-    fn redraw_task_manager(&mut self) {
-        let Some(tm) = self.task_manager.as_mut() else {
-            return;
+    /// Every tab's renderer tree footprint, for the memory budget.
+    fn tab_footprints(&mut self) -> HashMap<TabId, u64> {
+        let Some(running) = self.running.as_ref() else {
+            return HashMap::new();
         };
-        tm.window.make_current();
-        let now = Instant::now();
-        let mut actions = Vec::new();
-        let view = &mut tm.view;
-        tm.egui
-            .run(&tm.window.window, |ui| actions = view.draw(ui, now));
-        unsafe {
-            use egui_glow::glow::HasContext;
-            // SAFETY: the Task Manager's GL context was made current above.
-            tm.window.gl.clear_color(1.0, 1.0, 1.0, 1.0);
-            tm.window.gl.clear(egui_glow::glow::COLOR_BUFFER_BIT);
-        }
-        tm.egui.paint(&tm.window.window);
-        tm.window.swap_buffers();
-        if let Some(gui) = &self.gui {
-            gui.window.make_current();
-        }
-        for action in actions {
-            match action {
-                TaskAction::EndProcess(id) => {
-                    if self.live.contains_key(&id) {
-                        self.mark_crashed(
-                            id,
-                            "The renderer was ended from the task manager.".into(),
-                        );
-                    }
-                }
-                TaskAction::Activate(id) => {
-                    self.activate(id);
-                    if let (Some(focus), Some(gui)) = (&self.focus, &self.gui) {
-                        focus.focus_window(gui.x11_window);
-                    }
-                }
-            }
-            self.refresh_task_manager(true);
-        }
-    }
-
-    /// Measures the browser's process tree now.
-    fn snapshot(&mut self, reader: Reader, pss: bool) -> Result<procs::Snapshot, String> {
-        let renderers: Vec<(TabId, u32)> = self
-            .live
-            .iter()
-            .map(|(id, l)| (*id, l.host.pid()))
-            .collect();
-        let slot = match reader {
-            Reader::Window => &mut self.monitors.window,
-            Reader::Control => &mut self.monitors.control,
-        };
-        let monitor = match slot {
+        let renderers = running.tabs.renderers();
+        let monitor = match &mut self.monitor {
             Some(monitor) => monitor,
-            None => slot.insert(procs::Monitor::new().map_err(|e| e.to_string())?),
+            None => match procs::Monitor::new() {
+                Ok(monitor) => self.monitor.insert(monitor),
+                Err(e) => {
+                    log::warn!("cannot measure the tabs' memory: {e}");
+                    return HashMap::new();
+                }
+            },
         };
         let query = procs::Query {
             browser_pid: std::process::id(),
             renderers: &renderers,
             spares: &[],
-            pss,
+            pss: false,
         };
-        monitor.refresh(&query).map_err(|e| e.to_string())
-    }
-
-    /// The Task Manager's rows: the browser, every tab in strip order (its tree summed), and any
-    /// stray process of the browser's tree.
-    fn task_rows(&mut self, pss: bool) -> Vec<TaskRow> {
-        let snapshot = match self.snapshot(Reader::Window, pss) {
-            Ok(snapshot) => snapshot,
+        match monitor.refresh(&query) {
+            Ok(snapshot) => renderers
+                .iter()
+                .filter_map(|(id, _)| snapshot.tab(*id).map(|t| (*id, t.sum.memory_kb)))
+                .collect(),
             Err(e) => {
-                log::warn!("cannot measure processes: {e}");
-                return Vec::new();
+                log::warn!("cannot measure the tabs' memory: {e}");
+                HashMap::new()
             }
-        };
-        let process = |row: &procs::ProcessRow| taskman::ProcessRow {
-            pid: row.pid,
-            kind: row.kind.as_str(),
-            memory_kb: row.memory_kb,
-            pss_kb: row.pss_kb,
-            cpu_percent: Some(row.cpu_percent),
-            uptime: Some(row.uptime),
-        };
-        let mut rows = Vec::new();
-        for row in snapshot.processes.iter().filter(|r| r.tab_id.is_none()) {
-            let browser = row.kind == procs::Kind::Browser;
-            rows.push(TaskRow {
-                key: if browser {
-                    RowKey::Browser
-                } else {
-                    RowKey::Other(row.pid)
-                },
-                title: if browser {
-                    "Browser".to_owned()
-                } else {
-                    row.name.clone()
-                },
-                state: if browser {
-                    String::new()
-                } else {
-                    row.kind.as_str().to_owned()
-                },
-                pid: Some(row.pid),
-                memory_kb: row.memory_kb,
-                pss_kb: row.pss_kb,
-                cpu_percent: Some(row.cpu_percent),
-                uptime: Some(row.uptime),
-                processes: vec![process(row)],
-            });
         }
-        for tab in self.tabs.iter() {
-            let totals = snapshot.tab(tab.id);
-            rows.push(TaskRow {
-                key: RowKey::Tab(tab.id),
-                title: tab.label().to_owned(),
-                state: self
-                    .tabs
-                    .state(tab.id)
-                    .map(|s| s.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-                pid: totals.map(|t| t.renderer_pid),
-                memory_kb: totals.map(|t| t.sum.memory_kb),
-                pss_kb: totals.and_then(|t| t.sum.pss_kb),
-                cpu_percent: totals.map(|t| t.sum.cpu_percent),
-                uptime: totals.map(|t| t.uptime),
-                processes: snapshot.tab_rows(tab.id).map(process).collect(),
-            });
-        }
-        rows
     }
 
-    /// Takes a new reading for the Task Manager (once a second, and after an action).
-    fn refresh_task_manager(&mut self, force: bool) {
-        let Some(paused) = self.task_manager.as_ref().map(|tm| tm.view.paused) else {
+    /// Hands the session to the writer thread when it changed (at most once per tick).
+    fn save_session(&mut self, now: Instant) {
+        let (Some(running), Some(writer)) = (self.running.as_ref(), self.session.as_ref()) else {
             return;
         };
-        if paused && !force {
+        let generation = running.tabs.generation();
+        if self.saved_generation != Some(generation) {
+            self.saved_generation = Some(generation);
+            writer.submit(running.tabs.session(SystemTime::now(), now));
+        }
+    }
+
+    /// Starts quitting: the tabs report their states, then the loop exits (see `about_to_wait`).
+    fn quit(&mut self, now: Instant) {
+        if self.quit_deadline.is_some() {
             return;
         }
-        let with_pss = self
-            .task_manager
-            .as_ref()
-            .is_some_and(|tm| tm.view.show_pss);
-        let rows = self.task_rows(with_pss);
-        if let Some(tm) = self.task_manager.as_mut() {
-            tm.view.update(rows, Instant::now());
-            tm.window.window.request_redraw();
+        if let Some(running) = self.running.as_mut() {
+            running.tabs.capture_all(now);
+        }
+        self.quit_deadline = Some(now + SHUTDOWN_CAPTURE);
+    }
+
+    /// After the loop: saves the session one last time, asks every renderer to exit, waits
+    /// briefly, then kills what is left.
+    fn shut_down(&mut self) {
+        for (_, reply) in self.waiting.drain() {
+            let _ = reply.send(Err("the browser is shutting down".into()));
+        }
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some(writer) = self.session.take() {
+            writer.submit(running.tabs.session(SystemTime::now(), now));
+            writer.finish();
+        }
+        running.tabs.close_renderers(now);
+        let deadline = now + tabs::CLOSE_GRACE;
+        while Instant::now() < deadline && running.tabs.retiring() {
+            while let Ok((pid, status)) = self.inbox.reaped.recv_timeout(Duration::from_millis(50))
+            {
+                if let Some(how) = host::describe_exit(status) {
+                    running.tabs.reaped(pid, &how);
+                }
+            }
+        }
+        running.tabs.kill_all();
+    }
+
+    // ----- the tab menu -----
+
+    fn open_menu(&mut self, event_loop: &ActiveEventLoop, tab: TabId, at: egui::Pos2) {
+        self.close_menu();
+        let Some(running) = self.running.as_ref() else {
+            return;
+        };
+        let origin = running.window.winit().inner_position().unwrap_or_default();
+        let screen = winit::dpi::PhysicalPosition::new(
+            origin.x + at.x.round() as i32,
+            origin.y + at.y.round() as i32,
+        );
+        match TabMenu::open(
+            event_loop,
+            self.repaint_callback(Surface::Menu),
+            tab,
+            screen,
+        ) {
+            Ok(menu) => {
+                running.window.focus_window(menu.x11_window());
+                self.menu = Some(menu);
+            }
+            Err(e) => log::warn!("cannot open the tab menu: {e}"),
         }
     }
 
-    fn shortcut(&mut self, shortcut: Shortcut, event_loop: &ActiveEventLoop) {
-        let active = self.tabs.active();
-        match shortcut {
-            Shortcut::NewTab => {
-                self.open_tab(NEW_TAB_URL.to_owned(), false);
+    fn menu_event(&mut self, event: &WindowEvent, _now: Instant) {
+        let Some(menu) = self.menu.as_mut() else {
+            return;
+        };
+        if matches!(event, WindowEvent::RedrawRequested) {
+            if let Some(running) = &self.running {
+                menu.redraw(&running.tabs);
             }
-            Shortcut::CloseTab => {
-                if let Some(id) = active {
-                    self.close_tab(id);
+            return;
+        }
+        // Losing the focus dismisses the menu; whoever took it keeps it. Otherwise (a choice,
+        // Escape) the keyboard goes back to where it was before the menu took it.
+        let focus_taken = matches!(event, WindowEvent::Focused(false));
+        match menu.on_event(event) {
+            MenuEvent::None => {}
+            MenuEvent::Dismissed => {
+                self.close_menu();
+                if !focus_taken {
+                    self.refocus();
                 }
             }
-            Shortcut::NextTab | Shortcut::PreviousTab => {
-                let offset = if shortcut == Shortcut::NextTab { 1 } else { -1 };
-                if let Some(id) = self.tabs.cycle(offset) {
-                    self.activate(id);
-                }
+            MenuEvent::Chose(verb) => {
+                self.close_menu();
+                self.apply(verb);
+                self.refocus();
+                self.after_change();
             }
-            Shortcut::SelectTab(n) => {
-                if let Some(id) = self.tabs.nth_for_shortcut(n) {
-                    self.activate(id);
-                }
-            }
-            Shortcut::FocusAddressBar => self.focus_address_bar(),
-            Shortcut::Reload => {
-                if let Some(id) = active {
-                    self.reload(id);
-                }
-            }
-            Shortcut::Back => {
-                if let Some(id) = active {
-                    self.send(id, BrowserToRenderer::GoBack);
-                }
-            }
-            Shortcut::Forward => {
-                if let Some(id) = active {
-                    self.send(id, BrowserToRenderer::GoForward);
-                }
-            }
-            Shortcut::Quit => event_loop.exit(),
-            Shortcut::TaskManager => self.open_task_manager(event_loop),
         }
     }
 
-    fn handle_action(&mut self, action: Action, event_loop: &ActiveEventLoop) {
-        let active = self.tabs.active();
-        match action {
-            Action::Activate(id) => self.activate(id),
-            Action::Close(id) => {
-                self.close_tab(id);
+    /// Gives the keyboard back to the active page, or to the chrome when the page has no view.
+    fn refocus(&mut self) {
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
+        match running.tabs.active_tab().filter(|t| t.has_view()) {
+            Some(tab) => {
+                let id = tab.id;
+                running.tabs.focus_page(id);
             }
-            Action::NewTab => {
-                self.open_tab(NEW_TAB_URL.to_owned(), false);
+            None => running.window.focus_chrome(),
+        }
+    }
+
+    fn close_menu(&mut self) {
+        if let Some(mut menu) = self.menu.take() {
+            menu.destroy();
+        }
+    }
+
+    // ----- the Task Manager -----
+
+    /// Opens the Task Manager window, or raises it if it is open.
+    fn open_task_manager(&mut self, event_loop: &ActiveEventLoop, now: Instant) {
+        let Some(running) = self.running.as_ref() else {
+            return;
+        };
+        if let Some(tm) = &self.task_manager {
+            running.window.focus_window(tm.x11_window());
+            tm.raise();
+            return;
+        }
+        match TaskManagerWindow::open(
+            event_loop,
+            self.repaint_callback(Surface::TaskManager),
+            &running.tabs,
+            now,
+        ) {
+            Ok(tm) => {
+                running.window.focus_window(tm.x11_window());
+                self.task_manager = Some(tm);
             }
-            Action::Back | Action::Forward | Action::Stop => {
-                let msg = match action {
-                    Action::Back => BrowserToRenderer::GoBack,
-                    Action::Forward => BrowserToRenderer::GoForward,
-                    _ => BrowserToRenderer::Stop,
+            Err(e) => log::error!("cannot open the Task Manager: {e}"),
+        }
+    }
+
+    fn close_task_manager(&mut self) {
+        if let Some(mut tm) = self.task_manager.take() {
+            tm.destroy();
+        }
+    }
+
+    fn task_manager_event(&mut self, event: &WindowEvent, now: Instant) {
+        let Some(tm) = self.task_manager.as_mut() else {
+            return;
+        };
+        match tm.handle_event(event) {
+            WindowOutcome::None => {}
+            WindowOutcome::CloseRequested => self.close_task_manager(),
+            WindowOutcome::Clicked => {
+                if let Some(running) = &self.running {
+                    running.window.focus_window(tm.x11_window());
+                }
+            }
+            WindowOutcome::RedrawRequested => {
+                let Some(running) = self.running.as_ref() else {
+                    return;
                 };
-                if let Some(id) = active {
-                    self.send(id, msg);
-                }
-            }
-            Action::Reload => {
-                if let Some(id) = active {
-                    self.reload(id);
-                }
-            }
-            Action::OpenTaskManager => self.open_task_manager(event_loop),
-            Action::Navigate(input) => {
-                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-                match url_input::fixup(&input, &cwd) {
-                    Ok(url) => {
-                        self.chrome.address_error = None;
-                        self.chrome.address = url_input::display(&url);
-                        match active {
-                            Some(id) => self.navigate(id, url),
-                            None => {
-                                self.open_tab(url, false);
+                let actions = tm.paint(&running.tabs, now);
+                let acted = !actions.is_empty();
+                for action in actions {
+                    let verb = match action {
+                        TaskAction::EndProcess(id) => Verb::EndProcess(id),
+                        TaskAction::Freeze(id) => Verb::Freeze(id),
+                        TaskAction::Unfreeze(id) => Verb::Unfreeze(id),
+                        TaskAction::Discard(id) => Verb::Discard(id),
+                        TaskAction::Activate(id) => {
+                            if let Some(running) = &self.running {
+                                running.window.focus_window(running.window.x11_window());
                             }
+                            Verb::Activate(id)
                         }
+                    };
+                    self.apply(verb);
+                }
+                if acted {
+                    self.after_change();
+                    if let (Some(tm), Some(running)) =
+                        (self.task_manager.as_mut(), self.running.as_ref())
+                    {
+                        tm.refresh(&running.tabs, true, now);
                     }
-                    Err(e) => {
-                        self.chrome.address_error = Some(e.to_string());
-                        self.chrome.focus_address = true;
-                    }
                 }
-                self.request_redraw();
             }
         }
     }
+}
 
-    // ----- control socket -----
-
-    fn control(&mut self, request: control::Request) {
-        let control::Request { command, reply } = request;
-        if let Command::Eval { tab_id, js } = command {
-            self.eval(tab_id, js, reply);
-            return;
-        }
-        let answer = self.command(command);
-        let _ = reply.send(answer);
-    }
-
-    fn eval(&mut self, id: TabId, js: String, reply: Sender<Reply>) {
-        if self.tabs.get(id).is_none() {
-            let _ = reply.send(Err(format!("no tab {id}")));
-            return;
-        }
-        let request = self.next_eval;
-        self.next_eval += 1;
-        let Some(live) = self.live.get_mut(&id) else {
-            let _ = reply.send(Err(format!(
-                "tab {id} has no live renderer (it is crashed)"
-            )));
-            return;
-        };
-        live.evals.insert(request, reply);
-        self.send(id, BrowserToRenderer::Eval { request, js });
-    }
-
-    fn command(&mut self, command: Command) -> Reply {
-        let known = |app: &Self, id: TabId| {
-            app.tabs
-                .get(id)
-                .map(|_| ())
-                .ok_or_else(|| format!("no tab {id}"))
-        };
-        match command {
-            Command::Version => Ok(json!({
-                "name": "warren",
-                "version": env!("CARGO_PKG_VERSION"),
-                "pid": std::process::id(),
-            })),
-            Command::Tabs => Ok(Value::Array(self.tabs_json())),
-            Command::NewTab { url, background } => {
-                // `control` has already checked and normalised the URL (`url_input::fixup`).
-                let id = self.open_tab(url.unwrap_or_else(|| NEW_TAB_URL.to_owned()), background);
-                Ok(json!({ "tab_id": id.0 }))
-            }
-            Command::Navigate { tab_id, url } => {
-                known(self, tab_id)?;
-                self.navigate(tab_id, url);
-                Ok(json!({}))
-            }
-            Command::Activate(id) => {
-                known(self, id)?;
-                self.activate(id);
-                Ok(json!({}))
-            }
-            Command::Close(id) => {
-                known(self, id)?;
-                self.close_tab(id);
-                Ok(json!({}))
-            }
-            Command::Reload(id) => {
-                known(self, id)?;
-                self.reload(id);
-                Ok(json!({}))
-            }
-            Command::Back(id) | Command::Forward(id) => {
-                known(self, id)?;
-                if !self.live.contains_key(&id) {
-                    return Err(format!("tab {id} has no live renderer"));
-                }
-                let msg = if matches!(command, Command::Back(_)) {
-                    BrowserToRenderer::GoBack
-                } else {
-                    BrowserToRenderer::GoForward
-                };
-                self.send(id, msg);
-                Ok(json!({}))
-            }
-            Command::EndProcess(id) => {
-                known(self, id)?;
-                if !self.live.contains_key(&id) {
-                    return Err(format!("tab {id} has no renderer process"));
-                }
-                self.mark_crashed(id, "The renderer was ended from the task manager.".into());
-                Ok(json!({}))
-            }
-            Command::Shutdown => {
-                self.quitting = true;
-                Ok(json!({}))
-            }
-            Command::Eval { .. } => unreachable!("eval is answered asynchronously"),
-            Command::TaskManager => {
-                let snapshot = self.snapshot(Reader::Control, true)?;
-                let tabs = &self.tabs;
-                Ok(snapshot.to_json(|id| tabs.get(id).map(|t| t.label().to_owned())))
-            }
-            Command::Discard(_)
-            | Command::Freeze(_)
-            | Command::Unfreeze(_)
-            | Command::Pin(_)
-            | Command::Unpin(_) => {
-                Err("this command is not supported by this version of Warren yet".into())
-            }
-        }
-    }
-
-    fn tabs_json(&self) -> Vec<Value> {
-        self.tabs
-            .iter()
-            .enumerate()
-            .map(|(index, tab)| {
-                let state = self
-                    .tabs
-                    .state(tab.id)
-                    .map(|s| s.as_str())
-                    .unwrap_or("background");
-                json!({
-                    "tab_id": tab.id.0,
-                    "index": index,
-                    "url": tab.url,
-                    "title": tab.title,
-                    "state": state,
-                    "loading": tab.loading,
-                    "responsive": tab.responsive,
-                    "pinned": tab.pinned,
-                    "renderer_pid": self.live.get(&tab.id).map(|l| l.host.pid()),
-                })
-            })
-            .collect()
-    }
-
-    /// Asks every renderer to exit, waits briefly, then kills what is left.
-    fn shut_down_renderers(&mut self) {
-        let live: Vec<Live> = self.live.drain().map(|(_, l)| l).collect();
-        for l in live {
-            self.retire(l);
-        }
-        let deadline = Instant::now() + CLOSE_GRACE;
-        while Instant::now() < deadline && !self.dying.is_empty() {
-            while let Ok((pid, _)) = self.inbox.reaped.recv_timeout(Duration::from_millis(50)) {
-                self.reap_dying(pid);
-            }
-        }
-        // Dropping the hosts kills whatever did not exit in time.
-        self.dying.clear();
-    }
+/// The `tabs` reply: every tab in strip order.
+fn tab_infos(tabs: &Tabs, now: Instant) -> Vec<TabInfo> {
+    let wall = SystemTime::now();
+    let active = tabs.active();
+    tabs.iter()
+        .enumerate()
+        .map(|(index, tab)| TabInfo {
+            tab_id: tab.id,
+            index,
+            url: tab.url.clone(),
+            title: tab.title.clone(),
+            state: tabs.state(tab.id).unwrap_or(TabState::Background),
+            loading: tab.loading,
+            responsive: tab.responsive,
+            pinned: tab.pinned,
+            renderer_pid: tab.renderer_pid(),
+            protected: tabs.protection(tab.id, now).map(|p| p.as_str().to_owned()),
+            last_active_ms: tabs::last_active_ms(tab, active == Some(tab.id), wall, now),
+        })
+        .collect()
 }

@@ -1,29 +1,38 @@
-//! The browser's chrome, drawn with egui: tab strip, toolbar with the address bar, and the
-//! browser-drawn screens of the content area (the crash notice).
+//! The browser's chrome, drawn with egui: tab strip, toolbar with the address bar, and the browser-drawn screens of the content area (the crash notice).
+
+use std::time::Instant;
 
 use egui::{Align, Color32, Layout, RichText, Sense, Stroke, Vec2};
+use warren_browser::policy::Protection;
+use warren_browser::tabs::{Tab, TabState, Tabs, Verb};
 use warren_ipc::TabId;
 
-use warren_browser::tabs::TabStrip;
+use crate::menu;
 
 /// Height of the tab strip, in points.
 pub const TAB_STRIP_HEIGHT: f32 = 34.0;
 /// Height of the toolbar, in points.
 pub const TOOLBAR_HEIGHT: f32 = 40.0;
+/// Width of a pinned tab, in points: a square with the tab's initial.
+pub const PINNED_TAB_WIDTH: f32 = 34.0;
+/// Height of a tab, in points (the strip less its margins).
+const TAB_HEIGHT: f32 = TAB_STRIP_HEIGHT - 6.0;
 
 /// What the user asked for through the chrome this frame.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Activate(TabId),
-    Close(TabId),
+    /// Something done to a tab: activate, close, and back, forward, reload or stop of the active
+    /// tab (the crash notice's Reload too).
+    Verb(Verb),
     NewTab,
-    Back,
-    Forward,
-    Reload,
-    Stop,
-    /// Enter in the address bar, with the text as typed.
+    /// Enter in the address bar, with the text as typed (the app fixes it up).
     Navigate(String),
     OpenTaskManager,
+    /// A right click on a tab: open its menu at `at`, in the window's physical pixels.
+    TabMenu {
+        tab: TabId,
+        at: egui::Pos2,
+    },
 }
 
 /// Chrome state that is not part of the tab model.
@@ -41,17 +50,15 @@ pub struct ChromeState {
     pub editing: bool,
     /// The content area's rectangle in points, as laid out in the last frame.
     pub content_rect: Option<egui::Rect>,
+    /// Each tab's rectangle in points, in strip order, as laid out in the last frame.
+    pub tab_rects: Vec<(TabId, egui::Rect)>,
 }
 
-/// Draws the chrome and returns the user's actions.
-/// `covered` says that the active tab's view covers the content area, so nothing is painted there.
-pub fn draw(
-    ui: &mut egui::Ui,
-    tabs: &TabStrip,
-    state: &mut ChromeState,
-    covered: bool,
-) -> Vec<Action> {
+/// Draws the chrome for the tabs as they are at `now` and returns the user's actions. Nothing is
+/// painted in the content area while the active tab's view covers it.
+pub fn draw(ui: &mut egui::Ui, tabs: &Tabs, state: &mut ChromeState, now: Instant) -> Vec<Action> {
     let mut actions = Vec::new();
+    state.tab_rects.clear();
     egui::Panel::top("tab_strip")
         .exact_size(TAB_STRIP_HEIGHT)
         .frame(
@@ -59,7 +66,7 @@ pub fn draw(
                 .fill(Color32::from_gray(222))
                 .inner_margin(egui::Margin::symmetric(4, 3)),
         )
-        .show(ui, |ui| tab_strip(ui, tabs, &mut actions));
+        .show(ui, |ui| tab_strip(ui, tabs, state, now, &mut actions));
     egui::Panel::top("toolbar")
         .exact_size(TOOLBAR_HEIGHT)
         .frame(
@@ -69,7 +76,7 @@ pub fn draw(
         )
         .show(ui, |ui| toolbar(ui, tabs, state, &mut actions));
     // Under a view the content area is never seen: painting it would only cost CPU (software GL).
-    let fill = if covered {
+    let fill = if tabs.view_covers_content() {
         Color32::TRANSPARENT
     } else {
         Color32::WHITE
@@ -79,65 +86,140 @@ pub fn draw(
         .show(ui, |ui| {
             state.content_rect = Some(ui.max_rect());
             if let Some(tab) = tabs.active_tab() {
-                if let Some(reason) = &tab.crash {
-                    crash_notice(ui, reason, &mut actions);
+                if let Some(reason) = tab.crash() {
+                    crash_notice(ui, tab.id, reason, &mut actions);
                 }
             }
         });
     actions
 }
 
-fn tab_strip(ui: &mut egui::Ui, tabs: &TabStrip, actions: &mut Vec<Action>) {
+/// The small mark before a tab's title that tells its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mark {
+    None,
+    Loading,
+    /// A red badge.
+    Crashed,
+    /// An orange badge.
+    Unresponsive,
+    /// A snowflake.
+    Frozen,
+    /// A dashed hollow circle: the tab sleeps without a process.
+    Discarded,
+}
+
+fn mark(tab: &Tab, state: Option<TabState>) -> Mark {
+    match state {
+        Some(TabState::Crashed) => Mark::Crashed,
+        Some(TabState::Discarded) => Mark::Discarded,
+        Some(TabState::Frozen) => Mark::Frozen,
+        _ if !tab.responsive => Mark::Unresponsive,
+        _ if tab.loading => Mark::Loading,
+        _ => Mark::None,
+    }
+}
+
+/// The letter a pinned tab shows: the title's first letter or digit, else the host's (without
+/// `www.`), else the label's first character.
+fn initial(tab: &Tab) -> String {
+    let from = |s: &str| {
+        s.chars()
+            .find(|c| c.is_alphanumeric())
+            .map(|c| c.to_uppercase().collect::<String>())
+    };
+    if !tab.title.trim().is_empty() {
+        if let Some(c) = from(&tab.title) {
+            return c;
+        }
+    }
+    let host = url::Url::parse(&tab.url).ok().and_then(|u| {
+        u.host_str()
+            .map(|h| h.trim_start_matches("www.").to_owned())
+    });
+    host.as_deref()
+        .and_then(from)
+        .or_else(|| from(tab.label()))
+        .unwrap_or_else(|| "·".to_owned())
+}
+
+/// The sentence under a tab's title in its hover text, if its state needs one.
+fn status_line(tabs: &Tabs, tab: &Tab, state: Option<TabState>, now: Instant) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    if tab.pinned {
+        parts.push("Pinned.".to_owned());
+    }
+    match state {
+        Some(TabState::Crashed) => parts.push("This tab crashed.".to_owned()),
+        Some(TabState::Discarded) => parts.push(menu::discarded_note(tab.freed_kb())),
+        Some(TabState::Frozen) => {
+            parts.push("Frozen: paused to save power until you return to it.".to_owned())
+        }
+        _ if !tab.responsive => parts.push("This page is not responding.".to_owned()),
+        _ => {}
+    }
+    // Protections that are not visible otherwise (the active tab and pinned tabs are).
+    if let Some(
+        p @ (Protection::FormInput | Protection::PlayingAudio | Protection::RecentlyRestored),
+    ) = tabs.protection(tab.id, now)
+    {
+        parts.push(format!("Not discarded automatically: {}.", p.as_str()));
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+fn tab_strip(
+    ui: &mut egui::Ui,
+    tabs: &Tabs,
+    state: &mut ChromeState,
+    now: Instant,
+    actions: &mut Vec<Action>,
+) {
     ui.horizontal_centered(|ui| {
         ui.spacing_mut().item_spacing.x = 2.0;
-        let count = tabs.len().max(1) as f32;
-        let width = ((ui.available_width() - 40.0) / count).clamp(60.0, 220.0);
+        let pinned = tabs.iter().filter(|t| t.pinned).count();
+        let others = tabs.iter().filter(|t| !t.pinned).count().max(1) as f32;
+        let room = ui.available_width() - 40.0 - pinned as f32 * (PINNED_TAB_WIDTH + 2.0);
+        let width = (room / others).clamp(60.0, 220.0);
         for tab in tabs.iter() {
             let active = tabs.active() == Some(tab.id);
-            let fill = if active {
-                Color32::from_gray(246)
+            let state_now = tabs.state(tab.id);
+            let response = if tab.pinned {
+                pinned_tab(ui, tab, active, state_now)
             } else {
-                Color32::from_gray(208)
+                unpinned_tab(ui, tab, active, state_now, width, actions)
             };
-            let frame = egui::Frame::NONE
-                .fill(fill)
-                .corner_radius(6)
-                .inner_margin(egui::Margin::symmetric(6, 4));
-            let response = frame
-                .show(ui, |ui| {
-                    ui.set_width(width - 12.0);
-                    ui.horizontal(|ui| {
-                        if tab.crash.is_some() {
-                            badge(ui, Color32::from_rgb(190, 40, 40))
-                                .on_hover_text("This tab crashed");
-                        } else if !tab.responsive {
-                            badge(ui, Color32::from_rgb(220, 130, 0))
-                                .on_hover_text("This page is not responding");
-                        } else if tab.loading {
-                            ui.add(egui::Spinner::new().size(12.0));
-                        }
-                        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                            let close = ui.add(egui::Button::new("×").frame(false).small());
-                            if close.on_hover_text("Close tab (Ctrl+W)").clicked() {
-                                actions.push(Action::Close(tab.id));
-                            }
-                            ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
-                                let mut title = RichText::new(tab.label());
-                                if !tab.responsive {
-                                    title = title.italics();
-                                }
-                                ui.add(egui::Label::new(title).truncate().selectable(false));
-                            });
-                        });
-                    });
-                })
-                .response
-                .interact(Sense::click());
-            let response = response.on_hover_text(tab.label());
-            if response.middle_clicked() {
-                actions.push(Action::Close(tab.id));
-            } else if response.clicked() || response.is_pointer_button_down_on() && !active {
-                actions.push(Action::Activate(tab.id));
+            state.tab_rects.push((tab.id, response.rect));
+            let status = status_line(tabs, tab, state_now, now);
+            let response = response.on_hover_ui_at_pointer(|ui| {
+                ui.add(egui::Label::new(RichText::new(tab.label()).strong()).truncate());
+                if let Some(status) = &status {
+                    ui.label(
+                        RichText::new(status)
+                            .size(12.0)
+                            .color(Color32::from_gray(70)),
+                    );
+                }
+            });
+            let pressed = ui.input(|i| i.pointer.primary_pressed());
+            if response.secondary_clicked() {
+                let pos = response
+                    .interact_pointer_pos()
+                    .or_else(|| ui.input(|i| i.pointer.latest_pos()))
+                    .unwrap_or_else(|| response.rect.left_bottom());
+                actions.push(Action::TabMenu {
+                    tab: tab.id,
+                    at: pos * ui.ctx().pixels_per_point(),
+                });
+            } else if response.middle_clicked() {
+                actions.push(Action::Verb(Verb::Close(tab.id)));
+            } else if !active
+                && pressed
+                && (response.is_pointer_button_down_on() || response.clicked())
+            {
+                // A tab is activated as the button goes down, as in other browsers (or at the
+                // click when the press and the release came in one frame).
+                actions.push(Action::Verb(Verb::Activate(tab.id)));
             }
         }
         let plus = egui::Button::new(RichText::new("+").size(20.0))
@@ -149,36 +231,229 @@ fn tab_strip(ui: &mut egui::Ui, tabs: &TabStrip, actions: &mut Vec<Action>) {
     });
 }
 
-fn toolbar(ui: &mut egui::Ui, tabs: &TabStrip, state: &mut ChromeState, actions: &mut Vec<Action>) {
+fn tab_fill(active: bool) -> Color32 {
+    if active {
+        Color32::from_gray(246)
+    } else {
+        Color32::from_gray(208)
+    }
+}
+
+/// Whether a tab is asleep (frozen or discarded), which dims its label.
+fn asleep(state: Option<TabState>) -> bool {
+    matches!(state, Some(TabState::Frozen | TabState::Discarded))
+}
+
+/// A tab with its state mark, title and close button.
+fn unpinned_tab(
+    ui: &mut egui::Ui,
+    tab: &Tab,
+    active: bool,
+    state: Option<TabState>,
+    width: f32,
+    actions: &mut Vec<Action>,
+) -> egui::Response {
+    let frame = egui::Frame::NONE
+        .fill(tab_fill(active))
+        .corner_radius(6)
+        .inner_margin(egui::Margin::symmetric(6, 4));
+    // An interactive Ui registers its sense below its children's, so the close button keeps its
+    // clicks (a frame's response made interactive afterwards would sit on top of it).
+    ui.scope_builder(egui::UiBuilder::new().sense(Sense::click()), |ui| {
+        frame.show(ui, |ui| {
+            ui.set_width(width - 12.0);
+            ui.set_height(TAB_HEIGHT - 8.0);
+            ui.horizontal_centered(|ui| {
+                match mark(tab, state) {
+                    Mark::None => {}
+                    Mark::Loading => {
+                        ui.add(egui::Spinner::new().size(12.0));
+                        ui.add_space(3.0);
+                    }
+                    m => {
+                        let (rect, _) = ui.allocate_exact_size(Vec2::splat(14.0), Sense::hover());
+                        paint_mark(ui.painter(), m, rect);
+                        ui.add_space(3.0);
+                    }
+                }
+                ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                    let close = ui.add(egui::Button::new("×").frame(false).small());
+                    if close.on_hover_text("Close tab (Ctrl+W)").clicked() {
+                        actions.push(Action::Verb(Verb::Close(tab.id)));
+                    }
+                    ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
+                        let mut title = RichText::new(tab.label());
+                        if asleep(state) {
+                            title = title.color(Color32::from_gray(125));
+                        }
+                        if !tab.responsive {
+                            title = title.italics();
+                        }
+                        ui.add(egui::Label::new(title).truncate().selectable(false));
+                    });
+                });
+            });
+        });
+    })
+    .response
+}
+
+/// A pinned tab: a square with the tab's initial (or its crash, hang or loading mark), and a
+/// small frozen or discarded mark in its corner.
+fn pinned_tab(
+    ui: &mut egui::Ui,
+    tab: &Tab,
+    active: bool,
+    state: Option<TabState>,
+) -> egui::Response {
+    let (rect, response) =
+        ui.allocate_exact_size(Vec2::new(PINNED_TAB_WIDTH, TAB_HEIGHT), Sense::click());
+    ui.painter().rect_filled(rect, 6.0, tab_fill(active));
+    let m = mark(tab, state);
+    let center = rect.center();
+    match m {
+        Mark::Crashed | Mark::Unresponsive => {
+            paint_mark(
+                ui.painter(),
+                m,
+                egui::Rect::from_center_size(center, Vec2::splat(14.0)),
+            );
+        }
+        Mark::Loading => {
+            ui.put(
+                egui::Rect::from_center_size(center, Vec2::splat(14.0)),
+                egui::Spinner::new().size(14.0),
+            );
+        }
+        Mark::None | Mark::Frozen | Mark::Discarded => {
+            let dim = asleep(state);
+            let disc = if dim {
+                Color32::from_gray(226)
+            } else {
+                Color32::from_rgb(252, 252, 252)
+            };
+            let text = if dim {
+                Color32::from_gray(120)
+            } else {
+                Color32::from_rgb(30, 60, 110)
+            };
+            ui.painter().circle_filled(center, 10.0, disc);
+            ui.painter().text(
+                center,
+                egui::Align2::CENTER_CENTER,
+                initial(tab),
+                egui::FontId::proportional(13.0),
+                text,
+            );
+            if dim {
+                let corner = rect.right_bottom() - Vec2::new(7.0, 7.0);
+                ui.painter().circle_filled(corner, 6.5, tab_fill(active));
+                paint_mark(
+                    ui.painter(),
+                    m,
+                    egui::Rect::from_center_size(corner, Vec2::splat(11.0)),
+                );
+            }
+        }
+    }
+    response
+}
+
+/// Paints a state mark into `rect` with shapes (egui's bundled fonts have no such glyphs). The
+/// loading mark is a spinner widget, added by the caller.
+fn paint_mark(painter: &egui::Painter, mark: Mark, rect: egui::Rect) {
+    let c = rect.center();
+    let r = rect.width().min(rect.height()) / 2.0;
+    match mark {
+        Mark::None | Mark::Loading => {}
+        Mark::Crashed => paint_badge(painter, c, r, Color32::from_rgb(190, 40, 40)),
+        Mark::Unresponsive => paint_badge(painter, c, r, Color32::from_rgb(220, 130, 0)),
+        Mark::Frozen => {
+            // A snowflake: three crossed lines, each half with a small fork on larger marks.
+            let stroke = Stroke::new((r / 5.0).max(1.2), Color32::from_rgb(60, 120, 190));
+            for k in 0..6 {
+                let a = std::f32::consts::FRAC_PI_2 + k as f32 * std::f32::consts::PI / 3.0;
+                let u = Vec2::new(a.cos(), a.sin());
+                painter.line_segment([c, c + u * r], stroke);
+                if r >= 5.0 {
+                    let n = u.rot90();
+                    let p = c + u * (r * 0.5);
+                    painter.line_segment([p, p + (u + n) * (r * 0.28)], stroke);
+                    painter.line_segment([p, p + (u - n) * (r * 0.28)], stroke);
+                }
+            }
+        }
+        Mark::Discarded => {
+            // A hollow dashed circle with a small "z" inside: the tab sleeps with no process.
+            let color = Color32::from_gray(115);
+            let stroke = Stroke::new((r / 6.0).max(1.0), color);
+            let radius = r - 0.8;
+            let dashes = 8;
+            for i in 0..dashes {
+                let a0 = i as f32 / dashes as f32 * std::f32::consts::TAU;
+                let a1 = a0 + std::f32::consts::TAU / dashes as f32 * 0.55;
+                let points: Vec<egui::Pos2> = (0..=4)
+                    .map(|k| {
+                        let a = a0 + (a1 - a0) * k as f32 / 4.0;
+                        c + Vec2::new(a.cos(), a.sin()) * radius
+                    })
+                    .collect();
+                painter.add(egui::Shape::line(points, stroke));
+            }
+            let z = r * 0.38;
+            painter.add(egui::Shape::line(
+                vec![
+                    c + Vec2::new(-z, -z),
+                    c + Vec2::new(z, -z),
+                    c + Vec2::new(-z, z),
+                    c + Vec2::new(z, z),
+                ],
+                Stroke::new((r / 6.0).max(1.1), color),
+            ));
+        }
+    }
+}
+
+/// A round warning badge with an exclamation mark, of radius `r`.
+fn paint_badge(painter: &egui::Painter, c: egui::Pos2, r: f32, color: Color32) {
+    painter.circle_filled(c, r, color);
+    painter.line_segment(
+        [c - Vec2::new(0.0, r * 0.57), c + Vec2::new(0.0, r * 0.14)],
+        Stroke::new(2.0, Color32::WHITE),
+    );
+    painter.circle_filled(c + Vec2::new(0.0, r * 0.57), 1.2, Color32::WHITE);
+}
+
+fn toolbar(ui: &mut egui::Ui, tabs: &Tabs, state: &mut ChromeState, actions: &mut Vec<Action>) {
     let active = tabs.active_tab();
-    let live = active.is_some_and(|t| t.crash.is_none());
+    let live = active.is_some_and(|t| t.crash().is_none());
     ui.horizontal_centered(|ui| {
         let back = live && active.is_some_and(|t| t.can_go_back);
         if icon_button(ui, Icon::Back, back)
             .on_hover_text("Back (Alt+Left)")
             .clicked()
         {
-            actions.push(Action::Back);
+            actions.extend(active.map(|t| Action::Verb(Verb::Back(t.id))));
         }
         let forward = live && active.is_some_and(|t| t.can_go_forward);
         if icon_button(ui, Icon::Forward, forward)
             .on_hover_text("Forward (Alt+Right)")
             .clicked()
         {
-            actions.push(Action::Forward);
+            actions.extend(active.map(|t| Action::Verb(Verb::Forward(t.id))));
         }
         if live && active.is_some_and(|t| t.loading) {
             if icon_button(ui, Icon::Stop, true)
                 .on_hover_text("Stop loading")
                 .clicked()
             {
-                actions.push(Action::Stop);
+                actions.extend(active.map(|t| Action::Verb(Verb::Stop(t.id))));
             }
         } else if icon_button(ui, Icon::Reload, active.is_some())
             .on_hover_text("Reload (Ctrl+R)")
             .clicked()
         {
-            actions.push(Action::Reload);
+            actions.extend(active.map(|t| Action::Verb(Verb::Reload(t.id))));
         }
         // The Task Manager button sits at the right end; the address bar takes the rest.
         let mut open_task_manager = false;
@@ -250,22 +525,6 @@ fn address_bar(ui: &mut egui::Ui, state: &mut ChromeState, actions: &mut Vec<Act
         }
         state.editing = output.has_focus();
     }
-}
-
-/// A small round warning badge with an exclamation mark.
-fn badge(ui: &mut egui::Ui, color: Color32) -> egui::Response {
-    let (rect, response) = ui.allocate_exact_size(Vec2::splat(14.0), Sense::hover());
-    let painter = ui.painter();
-    painter.circle_filled(rect.center(), 7.0, color);
-    painter.line_segment(
-        [
-            rect.center() - Vec2::new(0.0, 4.0),
-            rect.center() + Vec2::new(0.0, 1.0),
-        ],
-        Stroke::new(2.0, Color32::WHITE),
-    );
-    painter.circle_filled(rect.center() + Vec2::new(0.0, 4.0), 1.2, Color32::WHITE);
-    response
 }
 
 /// The crash notice's face, drawn with shapes (egui's bundled fonts have no such glyph).
@@ -376,7 +635,7 @@ fn icon_button(ui: &mut egui::Ui, icon: Icon, enabled: bool) -> egui::Response {
     response
 }
 
-fn crash_notice(ui: &mut egui::Ui, reason: &str, actions: &mut Vec<Action>) {
+fn crash_notice(ui: &mut egui::Ui, tab: TabId, reason: &str, actions: &mut Vec<Action>) {
     ui.with_layout(Layout::top_down(Align::Center), |ui| {
         ui.add_space(ui.available_height() * 0.25);
         sad_face(ui, 64.0);
@@ -406,7 +665,213 @@ fn crash_notice(ui: &mut egui::Ui, reason: &str, actions: &mut Vec<Action>) {
             )
             .clicked()
         {
-            actions.push(Action::Reload);
+            actions.push(Action::Verb(Verb::Reload(tab)));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::menu::fake::World;
+    use egui::{Event, Modifiers, PointerButton, Pos2, RawInput, Rect, ViewportId};
+    use warren_ipc::RendererToBrowser;
+
+    /// Drives the chrome headlessly, frame by frame.
+    struct Harness {
+        ctx: egui::Context,
+        state: ChromeState,
+        time: f64,
+        pixels_per_point: f32,
+    }
+
+    impl Harness {
+        fn new(pixels_per_point: f32) -> Self {
+            Self {
+                ctx: egui::Context::default(),
+                state: ChromeState::default(),
+                time: 0.0,
+                pixels_per_point,
+            }
+        }
+
+        fn frame(&mut self, w: &World, events: Vec<Event>) -> Vec<Action> {
+            self.time += 0.05;
+            let mut input = RawInput {
+                screen_rect: Some(Rect::from_min_size(
+                    Pos2::ZERO,
+                    Vec2::new(1024.0, 768.0) / self.pixels_per_point,
+                )),
+                time: Some(self.time),
+                events,
+                ..Default::default()
+            };
+            input
+                .viewports
+                .entry(ViewportId::ROOT)
+                .or_default()
+                .native_pixels_per_point = Some(self.pixels_per_point);
+            let mut actions = Vec::new();
+            let state = &mut self.state;
+            let _ = self
+                .ctx
+                .run_ui(input, |ui| actions = draw(ui, &w.tabs, state, w.now));
+            actions
+        }
+
+        /// Moves the pointer to `pos`, presses and releases `button`; every action on the way.
+        fn click(&mut self, w: &World, pos: Pos2, button: PointerButton) -> Vec<Action> {
+            let event = |pressed| Event::PointerButton {
+                pos,
+                button,
+                pressed,
+                modifiers: Modifiers::NONE,
+            };
+            let mut actions = self.frame(w, vec![Event::PointerMoved(pos)]);
+            actions.extend(self.frame(w, vec![event(true)]));
+            actions.extend(self.frame(w, vec![event(false)]));
+            actions
+        }
+
+        fn rect(&self, id: TabId) -> Rect {
+            self.state
+                .tab_rects
+                .iter()
+                .find(|(t, _)| *t == id)
+                .map(|(_, r)| *r)
+                .expect("the tab was drawn")
+        }
+    }
+
+    #[test]
+    fn right_click_on_a_tab_asks_for_its_menu_in_physical_pixels() {
+        let mut w = World::new();
+        w.open_live("https://a.example/");
+        let b = w.open_live("https://b.example/");
+        let mut h = Harness::new(2.0);
+        h.frame(&w, Vec::new());
+        let pos = h.rect(b).center();
+        let actions = h.click(&w, pos, PointerButton::Secondary);
+        assert_eq!(
+            actions,
+            vec![Action::TabMenu {
+                tab: b,
+                at: pos * 2.0
+            }]
+        );
+    }
+
+    #[test]
+    fn pinned_tabs_come_first_and_are_narrow() {
+        let mut w = World::new();
+        let a = w.open_live("https://a.example/");
+        let b = w.open_live("https://b.example/");
+        w.apply(Verb::Pin(b));
+        let mut h = Harness::new(1.0);
+        h.frame(&w, Vec::new());
+        let (pinned, other) = (h.rect(b), h.rect(a));
+        assert_eq!(h.state.tab_rects[0].0, b);
+        assert!(pinned.right() <= other.left());
+        assert_eq!(pinned.width(), PINNED_TAB_WIDTH);
+        assert!(other.width() > 2.0 * pinned.width());
+        // A pinned tab has no close button: a click anywhere on it activates it.
+        let actions = h.click(
+            &w,
+            pinned.right_center() - Vec2::new(4.0, 0.0),
+            PointerButton::Primary,
+        );
+        assert_eq!(actions, vec![Action::Verb(Verb::Activate(b))]);
+    }
+
+    #[test]
+    fn a_press_activates_a_background_tab_and_a_middle_click_closes_it() {
+        let mut w = World::new();
+        w.open_live("https://a.example/");
+        let b = w.open("https://b.example/");
+        w.apply(Verb::Discard(b));
+        let mut h = Harness::new(1.0);
+        h.frame(&w, Vec::new());
+        let pos = h.rect(b).left_center() + Vec2::new(30.0, 0.0);
+        assert_eq!(
+            h.click(&w, pos, PointerButton::Primary),
+            vec![Action::Verb(Verb::Activate(b))]
+        );
+        assert_eq!(
+            h.click(&w, pos, PointerButton::Middle),
+            vec![Action::Verb(Verb::Close(b))]
+        );
+    }
+
+    #[test]
+    fn the_close_button_closes_its_tab() {
+        let mut w = World::new();
+        let a = w.open_live("https://a.example/");
+        let mut h = Harness::new(1.0);
+        h.frame(&w, Vec::new());
+        // The close button sits at the right end of the tab, inside its margin.
+        let pos = h.rect(a).right_center() - Vec2::new(12.0, 0.0);
+        assert_eq!(
+            h.click(&w, pos, PointerButton::Primary),
+            vec![Action::Verb(Verb::Close(a))]
+        );
+    }
+
+    #[test]
+    fn marks_follow_the_tab_state() {
+        let mut w = World::new();
+        let a = w.open_live("https://a.example/");
+        let loading = w.open("https://b.example/");
+        let frozen = w.open_live("https://c.example/");
+        let discarded = w.open("https://d.example/");
+        let crashed = w.open_live("https://e.example/");
+        w.apply(Verb::Freeze(frozen));
+        w.apply(Verb::Discard(discarded));
+        w.apply(Verb::EndProcess(crashed));
+        let m = |id| mark(w.tabs.get(id).unwrap(), w.tabs.state(id));
+        assert_eq!(m(a), Mark::None);
+        assert_eq!(m(loading), Mark::Loading);
+        assert_eq!(m(frozen), Mark::Frozen);
+        assert_eq!(m(discarded), Mark::Discarded);
+        assert_eq!(m(crashed), Mark::Crashed);
+    }
+
+    #[test]
+    fn hover_text_explains_sleeping_and_pinned_tabs() {
+        let mut w = World::new();
+        w.open_live("https://a.example/");
+        let frozen = w.open_live("https://b.example/");
+        let discarded = w.open("https://c.example/");
+        let form = w.open_live("https://d.example/");
+        w.apply(Verb::Freeze(frozen));
+        w.apply(Verb::Discard(discarded));
+        w.apply(Verb::Pin(discarded));
+        w.message(form, RendererToBrowser::FormEdited(true));
+        let line = |id| status_line(&w.tabs, w.tabs.get(id).unwrap(), w.tabs.state(id), w.now);
+        assert_eq!(
+            line(discarded).as_deref(),
+            Some("Pinned. Discarded to save memory (freed 52 MiB). Click to restore.")
+        );
+        assert!(line(frozen).unwrap().starts_with("Frozen: paused"));
+        assert_eq!(
+            line(form).as_deref(),
+            Some("Not discarded automatically: form input.")
+        );
+    }
+
+    #[test]
+    fn initials_come_from_the_title_else_the_host() {
+        let mut w = World::new();
+        let a = w.open_live("https://www.wikipedia.org/");
+        let b = w.open_live("https://b.example/");
+        w.message(
+            b,
+            RendererToBrowser::TitleChanged {
+                title: "  «Grüße» aus Köln".into(),
+            },
+        );
+        let newtab = w.open_live(warren_ipc::NEW_TAB_URL);
+        assert_eq!(initial(w.tabs.get(a).unwrap()), "W");
+        assert_eq!(initial(w.tabs.get(b).unwrap()), "G");
+        assert_eq!(initial(w.tabs.get(newtab).unwrap()), "N");
+    }
 }

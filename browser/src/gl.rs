@@ -127,3 +127,92 @@ pub fn x11_window_id(window: &Window) -> Option<u64> {
         _ => None,
     }
 }
+
+/// A top-level window painted with egui: the browser window, the Task Manager, the tab menu. One
+/// constructor for all, so each window type only says what it draws.
+///
+/// Fields drop in declaration order; call [`EguiWindow::destroy`] before dropping (it frees the
+/// painter's GL objects while the context is current).
+pub struct EguiWindow {
+    pub egui: egui_glow::EguiGlow,
+    pub gl: GlWindow,
+    /// The X11 id of the window.
+    pub x11_window: u64,
+}
+
+impl EguiWindow {
+    /// Creates the window and its egui context (light theme). `on_repaint` is called, from any
+    /// thread, when egui wants this window repainted after the given delay; it must not block.
+    pub fn new(
+        event_loop: &ActiveEventLoop,
+        attributes: WindowAttributes,
+        on_repaint: impl Fn(std::time::Duration) + Send + Sync + 'static,
+    ) -> Result<Self, String> {
+        let gl = GlWindow::new(event_loop, attributes)?;
+        let x11_window = gl
+            .x11_window()
+            .ok_or("Warren needs an X11 window; this display is not X11")?;
+        let egui = egui_glow::EguiGlow::new(event_loop, gl.gl.clone(), None, None, true);
+        egui.egui_ctx.set_theme(egui::Theme::Light);
+        egui.egui_ctx
+            .set_request_repaint_callback(move |info| on_repaint(info.delay));
+        Ok(Self {
+            egui,
+            gl,
+            x11_window,
+        })
+    }
+
+    pub fn window(&self) -> &Window {
+        &self.gl.window
+    }
+
+    /// Hands a window event to egui; true when egui wants a repaint.
+    pub fn on_event(&mut self, event: &winit::event::WindowEvent) -> bool {
+        if let winit::event::WindowEvent::Resized(size) = event {
+            self.gl.resize(size.width, size.height);
+        }
+        self.egui.on_window_event(&self.gl.window, event).repaint
+    }
+
+    /// Runs `ui` and paints the frame. The window is cleared with `background` first, only its
+    /// top `clear_rows` physical rows when given (the rest is covered by another window).
+    pub fn paint(
+        &mut self,
+        background: [f32; 4],
+        clear_rows: Option<u32>,
+        ui: impl FnMut(&mut egui::Ui),
+    ) {
+        self.gl.make_current();
+        self.egui.run(&self.gl.window, ui);
+        let size = self.gl.window.inner_size();
+        // SAFETY: the GL context was made current above, on this thread.
+        unsafe {
+            use glow::HasContext;
+            let gl = &self.gl.gl;
+            let [r, g, b, a] = background;
+            gl.clear_color(r, g, b, a);
+            if let Some(rows) = clear_rows {
+                // GL's origin is the bottom left.
+                let rows = rows.min(size.height) as i32;
+                gl.enable(glow::SCISSOR_TEST);
+                gl.scissor(0, size.height as i32 - rows, size.width as i32, rows);
+            }
+            gl.clear(glow::COLOR_BUFFER_BIT);
+            gl.disable(glow::SCISSOR_TEST);
+        }
+        self.egui.paint(&self.gl.window);
+        self.gl.swap_buffers();
+    }
+
+    /// egui's points per physical pixel (after the last frame).
+    pub fn pixels_per_point(&self) -> f32 {
+        self.egui.egui_ctx.pixels_per_point()
+    }
+
+    /// Frees egui's GL objects; call before dropping the window.
+    pub fn destroy(&mut self) {
+        self.gl.make_current();
+        self.egui.destroy();
+    }
+}

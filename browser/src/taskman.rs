@@ -1,12 +1,16 @@
-//! The Task Manager window: one row per tab (its whole process tree summed), expandable to its
-//! processes, with memory history, sorting, and the power to end a tab's renderer.
+//! The Task Manager window's view: one row per tab (its whole process tree summed), expandable to its processes, with memory history, sorting, each tab's lifecycle state, and the power to freeze, discard or end a tab's renderer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use egui::{Color32, RichText, Sense, Stroke, Vec2};
 use egui_extras::{Column, TableBuilder};
+use warren_browser::policy::Protection;
+use warren_browser::procs;
+use warren_browser::tabs::{Life, Tab, TabState, Tabs, Verb};
 use warren_ipc::TabId;
+
+use crate::menu;
 
 /// Seconds of memory history kept per row and in the total chart.
 const HISTORY: usize = 60;
@@ -39,7 +43,13 @@ pub struct ProcessRow {
 pub struct TaskRow {
     pub key: RowKey,
     pub title: String,
+    /// A tab's lifecycle state ("background", "frozen", "discarded", …), a stray process's kind.
     pub state: String,
+    /// What keeps the tab from being discarded or frozen automatically (never "active": the
+    /// state says that).
+    pub protection: Option<Protection>,
+    /// What a discarded tab's discard freed, when known.
+    pub freed_kb: Option<u64>,
     /// The task's main process (the renderer for a tab), if it has one.
     pub pid: Option<u32>,
     pub memory_kb: Option<u64>,
@@ -53,13 +63,206 @@ pub struct TaskRow {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskAction {
     EndProcess(TabId),
+    Freeze(TabId),
+    Unfreeze(TabId),
+    Discard(TabId),
+    /// Switch the browser to the tab (a double click or Enter).
     Activate(TabId),
+}
+
+/// The Task Manager's rows for one reading: the browser first, then the stray processes of its
+/// tree, then every tab in strip order with its tree summed and its processes. A tab without a
+/// process (discarded, crashed) has no pid and no figures.
+pub fn rows(snapshot: &procs::Snapshot, tabs: &Tabs, now: Instant) -> Vec<TaskRow> {
+    let process = |row: &procs::ProcessRow| ProcessRow {
+        pid: row.pid,
+        kind: row.kind.as_str(),
+        memory_kb: row.memory_kb,
+        pss_kb: row.pss_kb,
+        cpu_percent: Some(row.cpu_percent),
+        uptime: Some(row.uptime),
+    };
+    let mut rows = Vec::new();
+    for row in snapshot.processes.iter().filter(|r| r.tab_id.is_none()) {
+        let browser = row.kind == procs::Kind::Browser;
+        rows.push(TaskRow {
+            key: if browser {
+                RowKey::Browser
+            } else {
+                RowKey::Other(row.pid)
+            },
+            title: if browser {
+                "Browser".to_owned()
+            } else {
+                row.name.clone()
+            },
+            state: if browser {
+                String::new()
+            } else {
+                row.kind.as_str().to_owned()
+            },
+            protection: None,
+            freed_kb: None,
+            pid: Some(row.pid),
+            memory_kb: row.memory_kb,
+            pss_kb: row.pss_kb,
+            cpu_percent: Some(row.cpu_percent),
+            uptime: Some(row.uptime),
+            processes: vec![process(row)],
+        });
+    }
+    for tab in tabs.iter() {
+        let totals = snapshot
+            .tab(tab.id)
+            .filter(|_| tab.renderer_pid().is_some());
+        let mut row = TaskRow {
+            key: RowKey::Tab(tab.id),
+            title: String::new(),
+            state: String::new(),
+            protection: None,
+            freed_kb: None,
+            pid: totals.map(|t| t.renderer_pid),
+            memory_kb: totals.map(|t| t.sum.memory_kb),
+            pss_kb: totals.and_then(|t| t.sum.pss_kb),
+            cpu_percent: totals.map(|t| t.sum.cpu_percent),
+            uptime: totals.map(|t| t.uptime),
+            processes: if totals.is_some() {
+                snapshot.tab_rows(tab.id).map(process).collect()
+            } else {
+                Vec::new()
+            },
+        };
+        describe_tab(&mut row, tabs, tab, now);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Fills a tab row's title, state, protection and freed memory from the tab model.
+fn describe_tab(row: &mut TaskRow, tabs: &Tabs, tab: &Tab, now: Instant) {
+    row.title = tab.label().to_owned();
+    row.state = state_text(tabs, tab).to_owned();
+    row.protection = tabs
+        .protection(tab.id, now)
+        .filter(|p| *p != Protection::Active);
+    row.freed_kb = tab.freed_kb();
+}
+
+/// The State column of a tab: the control protocol's state, told more precisely for tabs that
+/// are starting, being discarded or not responding.
+fn state_text(tabs: &Tabs, tab: &Tab) -> &'static str {
+    match tabs.state(tab.id) {
+        Some(TabState::Active | TabState::Background) if !tab.responsive => "not responding",
+        Some(TabState::Background) => match tab.life() {
+            Life::Starting(_) => "starting",
+            Life::Discarding { .. } => "discarding",
+            _ => "background",
+        },
+        Some(state) => state.as_str(),
+        None => "",
+    }
+}
+
+/// What a protection means, for the Protected column's hover text.
+fn protection_note(p: Protection) -> String {
+    let why = match p {
+        Protection::Active => "it is the active tab",
+        Protection::Pinned => "it is pinned",
+        Protection::FormInput => "its page has form input that was not submitted",
+        Protection::RecentlyRestored => "you brought it back less than a minute ago",
+        Protection::PlayingAudio => "its page is playing audio",
+        Protection::RecentlyVisible => "it was visible a few seconds ago",
+    };
+    if p.is_hard() {
+        format!("Never discarded or frozen automatically: {why}.")
+    } else {
+        format!(
+            "Not discarded or frozen automatically unless the tab or memory limit is exceeded: {why}."
+        )
+    }
+}
+
+/// One of the Task Manager's buttons for the selected row: its label, what it does when
+/// enabled, and its hover text (why it is disabled, when it is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Button {
+    pub label: &'static str,
+    /// `None` while the button is disabled.
+    pub action: Option<TaskAction>,
+    pub note: &'static str,
+}
+
+/// The Freeze (or Unfreeze), Discard and End process buttons.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Buttons {
+    pub freeze: Button,
+    pub discard: Button,
+    pub end: Button,
+}
+
+/// The Task Manager action a tab verb stands for, if it has one.
+fn task_action(verb: &Verb) -> Option<TaskAction> {
+    match *verb {
+        Verb::Freeze(id) => Some(TaskAction::Freeze(id)),
+        Verb::Unfreeze(id) => Some(TaskAction::Unfreeze(id)),
+        Verb::Discard(id) => Some(TaskAction::Discard(id)),
+        Verb::EndProcess(id) => Some(TaskAction::EndProcess(id)),
+        Verb::Activate(id) => Some(TaskAction::Activate(id)),
+        _ => None,
+    }
+}
+
+/// The buttons for the selected row, as the tab is now.
+pub fn buttons(tabs: &Tabs, selected: Option<RowKey>) -> Buttons {
+    let tab = match selected {
+        Some(RowKey::Tab(id)) => tabs.get(id),
+        _ => None,
+    };
+    let Some(tab) = tab else {
+        let none = |label| Button {
+            label,
+            action: None,
+            note: "Select a tab first.",
+        };
+        return Buttons {
+            freeze: none("Freeze"),
+            discard: none("Discard"),
+            end: none("End process"),
+        };
+    };
+    let active = tabs.active() == Some(tab.id);
+    let button = |item: menu::Item| Button {
+        label: item.label,
+        action: if item.enabled() {
+            task_action(&item.verb)
+        } else {
+            None
+        },
+        note: item.note(),
+    };
+    let end = match tab.life() {
+        Life::Discarded { .. } => Err("The tab has no process: it is discarded."),
+        Life::Crashed(_) => Err("The tab has no process: it crashed."),
+        _ => Ok(TaskAction::EndProcess(tab.id)),
+    };
+    Buttons {
+        freeze: button(menu::freeze_item(tab, active)),
+        discard: button(menu::discard_item(tab, active)),
+        end: Button {
+            label: "End process",
+            action: end.ok(),
+            note: end
+                .err()
+                .unwrap_or("Ends the tab's renderer and its helpers; the tab shows why (Delete)."),
+        },
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortColumn {
     Task,
     State,
+    Protected,
     Pid,
     Memory,
     Pss,
@@ -130,6 +333,24 @@ impl TaskView {
         }
     }
 
+    /// Brings the tab rows' titles and states up to date between readings (a tab frozen or
+    /// discarded since shows so at once; one that lost its process loses its figures).
+    fn sync(&mut self, tabs: &Tabs, now: Instant) {
+        for row in &mut self.rows {
+            let RowKey::Tab(id) = row.key else { continue };
+            let Some(tab) = tabs.get(id) else { continue };
+            describe_tab(row, tabs, tab, now);
+            if tab.renderer_pid().is_none() {
+                row.pid = None;
+                row.memory_kb = None;
+                row.pss_kb = None;
+                row.cpu_percent = None;
+                row.uptime = None;
+                row.processes.clear();
+            }
+        }
+    }
+
     /// Sorts the rows unless the pointer moved over the table recently; new rows go to the end
     /// and vanished rows are dropped either way.
     fn reorder(&mut self, now: Instant) {
@@ -189,16 +410,12 @@ impl TaskView {
         self.selected = Some(self.order[next]);
     }
 
-    /// Draws the window's contents.
-    pub fn draw(&mut self, ui: &mut egui::Ui, now: Instant) -> Vec<TaskAction> {
+    /// Draws the window's contents for the tabs as they are at `now`, and returns what the user
+    /// asked for.
+    pub fn draw(&mut self, ui: &mut egui::Ui, tabs: &Tabs, now: Instant) -> Vec<TaskAction> {
+        self.sync(tabs, now);
         let mut actions = Vec::new();
-        let selected_tab = match self.selected {
-            Some(RowKey::Tab(id)) => self
-                .row(RowKey::Tab(id))
-                .filter(|r| r.pid.is_some())
-                .map(|_| id),
-            _ => None,
-        };
+        let buttons = buttons(tabs, self.selected);
         ui.input(|i| {
             if i.key_pressed(egui::Key::ArrowDown) {
                 self.move_selection(1);
@@ -207,9 +424,7 @@ impl TaskView {
                 self.move_selection(-1);
             }
             if i.key_pressed(egui::Key::Delete) {
-                if let Some(id) = selected_tab {
-                    actions.push(TaskAction::EndProcess(id));
-                }
+                actions.extend(buttons.end.action);
             }
             if i.key_pressed(egui::Key::Enter) {
                 if let Some(RowKey::Tab(id)) = self.selected {
@@ -218,23 +433,58 @@ impl TaskView {
             }
         });
 
+        if let Some(warning) = tabs.over_cap() {
+            egui::Panel::top("task_manager_over_cap")
+                .frame(
+                    egui::Frame::NONE
+                        .fill(Color32::from_rgb(255, 243, 205))
+                        .inner_margin(egui::Margin::symmetric(10, 5)),
+                )
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        warning_sign(ui);
+                        ui.add(
+                            egui::Label::new(
+                                RichText::new(warning).color(Color32::from_rgb(110, 70, 0)),
+                            )
+                            .wrap(),
+                        );
+                    });
+                });
+        }
+
         egui::Panel::bottom("task_manager_footer")
             .exact_size(132.0)
-            .frame(egui::Frame::NONE.inner_margin(egui::Margin::symmetric(10, 6)).fill(Color32::from_gray(246)))
+            .frame(
+                egui::Frame::NONE
+                    .inner_margin(egui::Margin::symmetric(10, 6))
+                    .fill(Color32::from_gray(246)),
+            )
             .show(ui, |ui| {
                 ui.horizontal(|ui| {
                     let total: u64 = self.rows.iter().filter_map(|r| r.memory_kb).sum();
-                    ui.label(RichText::new(format!("Total memory footprint: {}", mib(total))).strong());
+                    ui.label(
+                        RichText::new(format!("Total memory footprint: {}", mib(total))).strong(),
+                    );
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                        let end = ui.add_enabled(selected_tab.is_some(), egui::Button::new("End process"));
-                        if end.on_hover_text("Ends the selected tab's renderer and its helpers (Delete)").clicked() {
-                            if let Some(id) = selected_tab {
-                                actions.push(TaskAction::EndProcess(id));
+                        // Right to left: End process at the end, Discard and Freeze before it.
+                        for button in [&buttons.end, &buttons.discard, &buttons.freeze] {
+                            let response =
+                                ui.add_enabled(button.action.is_some(), egui::Button::new(button.label));
+                            let response = if button.action.is_some() {
+                                response.on_hover_text(button.note)
+                            } else {
+                                response.on_disabled_hover_text(button.note)
+                            };
+                            if response.clicked() {
+                                actions.extend(button.action);
                             }
                         }
+                        ui.add_space(6.0);
                         ui.checkbox(&mut self.paused, "Pause");
-                        ui.checkbox(&mut self.show_pss, "PSS column")
-                            .on_hover_text("Proportional set size: shared pages split between their users. Costly to read.");
+                        ui.checkbox(&mut self.show_pss, "PSS").on_hover_text(
+                            "Proportional set size: shared pages split between their users. Costly to read.",
+                        );
                     });
                 });
                 ui.add_space(4.0);
@@ -258,21 +508,22 @@ impl TaskView {
                     .striped(true)
                     .sense(Sense::click())
                     .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-                    .column(Column::remainder().at_least(180.0).clip(true))
-                    .column(Column::exact(86.0))
-                    .column(Column::exact(78.0))
-                    .column(Column::exact(96.0));
+                    .column(Column::remainder().at_least(140.0).clip(true))
+                    .column(Column::exact(84.0).clip(true))
+                    .column(Column::exact(104.0).clip(true))
+                    .column(Column::exact(72.0))
+                    .column(Column::exact(80.0));
                 if self.show_pss {
-                    table = table.column(Column::exact(80.0));
+                    table = table.column(Column::exact(76.0));
                 }
                 table = table
-                    .column(Column::exact(58.0))
-                    .column(Column::exact(68.0))
-                    .column(Column::exact(70.0))
-                    .column(Column::exact(70.0));
+                    .column(Column::exact(50.0))
+                    .column(Column::exact(62.0))
+                    .column(Column::exact(66.0));
                 let mut columns = vec![
                     (SortColumn::Task, "Task"),
                     (SortColumn::State, "State"),
+                    (SortColumn::Protected, "Protected"),
                     (SortColumn::Pid, "Process ID"),
                     (SortColumn::Memory, "Memory"),
                 ];
@@ -329,12 +580,33 @@ impl TaskView {
                                             }
                                         }
                                     }
-                                    ui.add(
-                                        egui::Label::new(&row.title).truncate().selectable(false),
-                                    );
+                                    let mut title = RichText::new(&row.title);
+                                    if row.pid.is_none() {
+                                        title = title.color(Color32::from_gray(120));
+                                    }
+                                    ui.add(egui::Label::new(title).truncate().selectable(false));
                                 });
                                 table_row.col(|ui| {
-                                    ui.label(&row.state);
+                                    let label = ui.add(
+                                        egui::Label::new(
+                                            RichText::new(&row.state)
+                                                .color(state_color(&row.state)),
+                                        )
+                                        .selectable(false),
+                                    );
+                                    if let Some(note) = state_note(&row) {
+                                        label.on_hover_text(note);
+                                    }
+                                });
+                                table_row.col(|ui| {
+                                    if let Some(p) = row.protection {
+                                        ui.add(
+                                            egui::Label::new(p.as_str())
+                                                .truncate()
+                                                .selectable(false),
+                                        )
+                                        .on_hover_text(protection_note(p));
+                                    }
                                 });
                                 table_row.col(|ui| {
                                     ui.label(
@@ -361,8 +633,17 @@ impl TaskView {
                                 table_row.col(|ui| {
                                     ui.label(row.uptime.map(uptime).unwrap_or_else(|| "–".into()));
                                 });
-                                table_row.col(|ui| sparkline(ui, &history));
-                                let response = table_row.response();
+                                table_row.col(|ui| {
+                                    // A tab without a process has no figures to chart.
+                                    if row.memory_kb.is_some() {
+                                        sparkline(ui, &history);
+                                    }
+                                });
+                                let mut response = table_row.response();
+                                if row.state == TabState::Discarded.as_str() {
+                                    response =
+                                        response.on_hover_text(discarded_row_note(row.freed_kb));
+                                }
                                 if response.clicked() {
                                     self.selected = Some(key);
                                 }
@@ -388,6 +669,7 @@ impl TaskView {
                                                     .color(Color32::from_gray(90)),
                                             );
                                         });
+                                        table_row.col(|_| {});
                                         table_row.col(|ui| {
                                             ui.label(process.pid.to_string());
                                         });
@@ -426,7 +708,7 @@ impl TaskView {
                                             );
                                         });
                                         table_row.col(|_| {});
-                                        // A process row selects its task: End process acts on the tab.
+                                        // A process row selects its task: the buttons act on the tab.
                                         if table_row.response().clicked() {
                                             self.selected = Some(key);
                                         }
@@ -441,6 +723,7 @@ impl TaskView {
                             table_row.col(|ui| {
                                 ui.label(RichText::new("Total").strong());
                             });
+                            table_row.col(|_| {});
                             table_row.col(|_| {});
                             table_row.col(|_| {});
                             table_row.col(|ui| {
@@ -466,6 +749,64 @@ impl TaskView {
     }
 }
 
+/// The colour of a state: frozen blue, discarded grey, crashed and not responding red.
+fn state_color(state: &str) -> Color32 {
+    match state {
+        "frozen" => Color32::from_rgb(40, 100, 170),
+        "discarded" | "discarding" => Color32::from_gray(120),
+        "crashed" | "not responding" => Color32::from_rgb(180, 40, 40),
+        _ => Color32::from_gray(40),
+    }
+}
+
+/// The hover text of a row's state, when it needs explaining.
+fn state_note(row: &TaskRow) -> Option<String> {
+    match row.state.as_str() {
+        "frozen" => Some(
+            "Frozen: its processes are stopped until the tab is activated or unfrozen.".to_owned(),
+        ),
+        "discarded" => Some(discarded_row_note(row.freed_kb)),
+        "discarding" => Some("Being discarded: its state is being saved.".to_owned()),
+        "not responding" => {
+            Some("Its renderer has not answered for 15 seconds or more.".to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// The hover text of a discarded tab's row.
+fn discarded_row_note(freed_kb: Option<u64>) -> String {
+    match freed_kb {
+        Some(kb) if kb > 0 => format!(
+            "Discarded: no process; freed {}. Activate the tab to restore it.",
+            menu::mib_rounded(kb)
+        ),
+        _ => "Discarded: no process. Activate the tab to restore it.".to_owned(),
+    }
+}
+
+/// A small warning triangle with an exclamation mark, drawn with shapes.
+fn warning_sign(ui: &mut egui::Ui) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::splat(16.0), Sense::hover());
+    let c = rect.center();
+    let color = Color32::from_rgb(200, 130, 0);
+    ui.painter().add(egui::Shape::convex_polygon(
+        vec![
+            egui::pos2(c.x, c.y - 7.0),
+            egui::pos2(c.x + 8.0, c.y + 6.5),
+            egui::pos2(c.x - 8.0, c.y + 6.5),
+        ],
+        color,
+        Stroke::NONE,
+    ));
+    ui.painter().line_segment(
+        [egui::pos2(c.x, c.y - 2.5), egui::pos2(c.x, c.y + 2.0)],
+        Stroke::new(1.8, Color32::WHITE),
+    );
+    ui.painter()
+        .circle_filled(egui::pos2(c.x, c.y + 4.5), 1.0, Color32::WHITE);
+}
+
 /// The sort direction mark of the sorted column's header (egui's bundled fonts lack ▲▼).
 fn sort_arrow(ui: &mut egui::Ui, descending: bool) {
     let (rect, _) = ui.allocate_exact_size(Vec2::new(10.0, 10.0), Sense::hover());
@@ -486,6 +827,10 @@ fn compare(a: &TaskRow, b: &TaskRow, column: SortColumn) -> std::cmp::Ordering {
     match column {
         SortColumn::Task => a.title.to_lowercase().cmp(&b.title.to_lowercase()),
         SortColumn::State => a.state.cmp(&b.state),
+        SortColumn::Protected => a
+            .protection
+            .map(Protection::as_str)
+            .cmp(&b.protection.map(Protection::as_str)),
         SortColumn::Pid => a.pid.cmp(&b.pid),
         SortColumn::Memory => a.memory_kb.cmp(&b.memory_kb),
         SortColumn::Pss => a.pss_kb.cmp(&b.pss_kb),
@@ -605,6 +950,8 @@ mod tests {
             key,
             title: format!("{key:?}"),
             state: "active".into(),
+            protection: None,
+            freed_kb: None,
             pid: Some(1),
             memory_kb: Some(memory),
             pss_kb: None,
@@ -724,5 +1071,287 @@ mod tests {
         assert_eq!(v.selected, Some(RowKey::Browser));
         v.update(vec![row(RowKey::Tab(TabId(1)), 2)], now);
         assert_eq!(v.selected, None);
+    }
+
+    use crate::menu::fake::{World, FOOTPRINT_KB};
+    use warren_browser::policy::Plan;
+
+    fn process(
+        pid: u32,
+        parent: u32,
+        kind: procs::Kind,
+        tab: Option<TabId>,
+        kb: u64,
+    ) -> procs::ProcessRow {
+        procs::ProcessRow {
+            pid,
+            parent_pid: parent,
+            kind,
+            tab_id: tab,
+            name: format!("{}-{pid}", kind.as_str()),
+            depth: usize::from(parent != 0),
+            memory_kb: Some(kb),
+            pss_kb: None,
+            cpu_percent: 1.5,
+            threads: 3,
+            fds: Some(10),
+            uptime: Duration::from_secs(90),
+            sandbox: procs::Sandbox::default(),
+            sandboxed: false,
+        }
+    }
+
+    /// A reading of the browser (pid 100), a stray helper, and each given tab's renderer with one
+    /// web process below it.
+    fn snapshot(tabs: &[(TabId, u32)]) -> procs::Snapshot {
+        let mut processes = vec![process(100, 1, procs::Kind::Browser, None, 30_000)];
+        let mut totals = Vec::new();
+        for (id, pid) in tabs {
+            let renderer = process(*pid, 100, procs::Kind::Renderer, Some(*id), 20_000);
+            let web = process(pid + 500, *pid, procs::Kind::Web, Some(*id), 70_000);
+            let sum = procs::Totals {
+                processes: 2,
+                memory_kb: 90_000,
+                cpu_percent: 3.0,
+                ..Default::default()
+            };
+            totals.push(procs::TabTotals {
+                tab_id: *id,
+                renderer_pid: *pid,
+                uptime: Duration::from_secs(90),
+                sum,
+            });
+            processes.push(renderer);
+            processes.push(web);
+        }
+        processes.push(process(900, 100, procs::Kind::Other, None, 1_000));
+        procs::Snapshot {
+            processes,
+            tabs: totals,
+            total: procs::Totals::default(),
+            interval: None,
+            pss: false,
+            scan: procs::ScanStats::default(),
+        }
+    }
+
+    #[test]
+    fn rows_put_the_browser_first_then_strays_then_tabs_in_strip_order() {
+        let mut w = World::new();
+        let a = w.open_live("https://a.example/");
+        let b = w.open_live("https://b.example/");
+        let c = w.open("https://c.example/");
+        w.apply(Verb::Discard(c));
+        w.apply(Verb::Pin(b));
+        let renderers = w.tabs.renderers();
+        let rows = rows(&snapshot(&renderers), &w.tabs, w.now);
+        let keys: Vec<RowKey> = rows.iter().map(|r| r.key).collect();
+        assert_eq!(
+            keys,
+            vec![
+                RowKey::Browser,
+                RowKey::Other(900),
+                RowKey::Tab(b),
+                RowKey::Tab(a),
+                RowKey::Tab(c)
+            ]
+        );
+        assert_eq!(rows[0].title, "Browser");
+        assert_eq!(rows[1].state, "other");
+        let live = &rows[3];
+        assert_eq!(live.state, "active");
+        assert_eq!(live.pid, w.tabs.get(a).and_then(|t| t.renderer_pid()));
+        assert_eq!(live.memory_kb, Some(90_000));
+        assert_eq!(live.processes.len(), 2);
+        assert_eq!(live.processes[1].kind, "web");
+        // The active tab's protection is its state; it is not repeated.
+        assert_eq!(live.protection, None);
+        assert_eq!(rows[2].protection, Some(Protection::Pinned));
+    }
+
+    #[test]
+    fn discarded_tabs_are_rows_without_a_process() {
+        let mut w = World::new();
+        w.open_live("https://a.example/");
+        let b = w.open("https://b.example/");
+        w.apply(Verb::Discard(b));
+        let rows = rows(&snapshot(&w.tabs.renderers()), &w.tabs, w.now);
+        let row = rows.iter().find(|r| r.key == RowKey::Tab(b)).unwrap();
+        assert_eq!(row.state, "discarded");
+        assert_eq!(
+            (row.pid, row.memory_kb, row.cpu_percent, row.uptime),
+            (None, None, None, None)
+        );
+        assert!(row.processes.is_empty());
+        assert_eq!(row.freed_kb, Some(FOOTPRINT_KB));
+        assert_eq!(
+            state_note(row).as_deref(),
+            Some("Discarded: no process; freed 52 MiB. Activate the tab to restore it.")
+        );
+    }
+
+    #[test]
+    fn states_are_told_precisely() {
+        let mut w = World::new();
+        w.open_live("https://a.example/");
+        let starting = w.open("https://b.example/");
+        let frozen = w.open_live("https://c.example/");
+        let crashed = w.open_live("https://d.example/");
+        let form = w.open_live("https://e.example/");
+        w.apply(Verb::Freeze(frozen));
+        w.apply(Verb::EndProcess(crashed));
+        w.message(form, warren_ipc::RendererToBrowser::FormEdited(true));
+        let rows = rows(&snapshot(&w.tabs.renderers()), &w.tabs, w.now);
+        let row = |id| rows.iter().find(|r| r.key == RowKey::Tab(id)).unwrap();
+        assert_eq!(row(starting).state, "starting");
+        assert_eq!(row(frozen).state, "frozen");
+        assert!(row(frozen).pid.is_some(), "a frozen tab keeps its process");
+        assert_eq!(row(crashed).state, "crashed");
+        assert_eq!(row(crashed).pid, None);
+        assert_eq!(row(form).state, "background");
+        assert_eq!(row(form).protection, Some(Protection::FormInput));
+        assert!(protection_note(Protection::FormInput).starts_with("Never"));
+        assert!(protection_note(Protection::RecentlyVisible).contains("unless"));
+    }
+
+    #[test]
+    fn buttons_follow_the_selected_tab_state() {
+        let mut w = World::new();
+        let active = w.open_live("https://a.example/");
+        let live = w.open_live("https://b.example/");
+        let frozen = w.open_live("https://c.example/");
+        let discarded = w.open("https://d.example/");
+        let crashed = w.open_live("https://e.example/");
+        let starting = w.open("https://f.example/");
+        w.apply(Verb::Freeze(frozen));
+        w.apply(Verb::Discard(discarded));
+        w.apply(Verb::EndProcess(crashed));
+        let at = |id| buttons(&w.tabs, Some(RowKey::Tab(id)));
+
+        let b = at(active);
+        assert_eq!((b.freeze.action, b.discard.action), (None, None));
+        assert!(b.freeze.note.contains("active tab"));
+        assert!(b.discard.note.contains("active tab"));
+        assert_eq!(b.end.action, Some(TaskAction::EndProcess(active)));
+
+        let b = at(live);
+        assert_eq!(b.freeze.label, "Freeze");
+        assert_eq!(b.freeze.action, Some(TaskAction::Freeze(live)));
+        assert_eq!(b.discard.action, Some(TaskAction::Discard(live)));
+
+        let b = at(frozen);
+        assert_eq!(b.freeze.label, "Unfreeze");
+        assert_eq!(b.freeze.action, Some(TaskAction::Unfreeze(frozen)));
+        assert_eq!(b.discard.action, Some(TaskAction::Discard(frozen)));
+        assert_eq!(b.end.action, Some(TaskAction::EndProcess(frozen)));
+
+        let b = at(discarded);
+        assert_eq!(
+            (b.freeze.action, b.discard.action, b.end.action),
+            (None, None, None)
+        );
+        assert!(b.end.note.contains("discarded"));
+
+        let b = at(crashed);
+        assert_eq!(
+            (b.freeze.action, b.discard.action, b.end.action),
+            (None, None, None)
+        );
+        assert!(b.end.note.contains("crashed"));
+
+        let b = at(starting);
+        assert_eq!(b.freeze.action, None);
+        assert!(b.freeze.note.contains("starting"));
+        assert_eq!(b.discard.action, Some(TaskAction::Discard(starting)));
+
+        for selected in [None, Some(RowKey::Browser), Some(RowKey::Tab(TabId(99)))] {
+            let b = buttons(&w.tabs, selected);
+            assert_eq!(
+                (b.freeze.action, b.discard.action, b.end.action),
+                (None, None, None)
+            );
+            assert_eq!(b.end.note, "Select a tab first.");
+        }
+    }
+
+    #[test]
+    fn a_tab_discarded_between_readings_loses_its_figures_at_once() {
+        let mut w = World::new();
+        w.open_live("https://a.example/");
+        let b = w.open_live("https://b.example/");
+        let mut v = TaskView::default();
+        v.update(rows(&snapshot(&w.tabs.renderers()), &w.tabs, w.now), w.now);
+        assert!(v.row(RowKey::Tab(b)).unwrap().pid.is_some());
+        // A live tab's discard waits for its state; a crash ends it as well, at once.
+        w.apply(Verb::EndProcess(b));
+        v.sync(&w.tabs, w.now);
+        let row = v.row(RowKey::Tab(b)).unwrap();
+        assert_eq!(
+            (row.state.as_str(), row.pid, row.memory_kb),
+            ("crashed", None, None)
+        );
+    }
+
+    /// Runs one frame of the view with `events` and returns its actions.
+    fn frame(
+        ctx: &egui::Context,
+        v: &mut TaskView,
+        tabs: &Tabs,
+        now: Instant,
+        events: Vec<egui::Event>,
+    ) -> Vec<TaskAction> {
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                Vec2::new(760.0, 460.0),
+            )),
+            events,
+            ..Default::default()
+        };
+        let mut actions = Vec::new();
+        let _ = ctx.run_ui(input, |ui| actions = v.draw(ui, tabs, now));
+        actions
+    }
+
+    fn key(key: egui::Key) -> egui::Event {
+        egui::Event::Key {
+            key,
+            physical_key: None,
+            pressed: true,
+            repeat: false,
+            modifiers: egui::Modifiers::NONE,
+        }
+    }
+
+    #[test]
+    fn delete_ends_only_a_tab_with_a_process_and_enter_activates() {
+        let mut w = World::new();
+        w.open_live("https://a.example/");
+        let b = w.open_live("https://b.example/");
+        let c = w.open("https://c.example/");
+        w.apply(Verb::Discard(c));
+        w.tabs.enforce(
+            Plan {
+                discard: Vec::new(),
+                freeze: Vec::new(),
+                over_cap: Some("3 tabs are live, over --max-live-tabs 1".into()),
+            },
+            w.now,
+        );
+        let mut v = TaskView::default();
+        v.update(rows(&snapshot(&w.tabs.renderers()), &w.tabs, w.now), w.now);
+        let ctx = egui::Context::default();
+        frame(&ctx, &mut v, &w.tabs, w.now, Vec::new());
+        v.selected = Some(RowKey::Tab(c));
+        assert!(frame(&ctx, &mut v, &w.tabs, w.now, vec![key(egui::Key::Delete)]).is_empty());
+        v.selected = Some(RowKey::Tab(b));
+        assert_eq!(
+            frame(&ctx, &mut v, &w.tabs, w.now, vec![key(egui::Key::Delete)]),
+            vec![TaskAction::EndProcess(b)]
+        );
+        assert_eq!(
+            frame(&ctx, &mut v, &w.tabs, w.now, vec![key(egui::Key::Enter)]),
+            vec![TaskAction::Activate(b)]
+        );
     }
 }
