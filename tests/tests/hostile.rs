@@ -219,3 +219,71 @@ fn devnull_descriptors(pid: i32) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// A renderer that claims its tab shows a local file the user never opened (in its URL, its
+/// history and the state it reports for a discard) gets nothing of it back: the renderer that
+/// restores the tab, the one that reloads it after a crash, and the saved session only ever see
+/// the page the user opened.
+#[test]
+fn forged_history_is_never_restored_reloaded_or_saved() {
+    let x = Xvfb::start();
+    let http = HttpServer::start();
+    let page = http.html("/start", "<!doctype html><title>start</title>");
+    let b = Browser::start(
+        &x,
+        BrowserOpts {
+            renderer: Some(env!("CARGO_BIN_EXE_hostile-renderer").into()),
+            urls: vec![page.clone()],
+            env: vec![("WARREN_HOSTILE_MODE".into(), "forge-state".into())],
+            ..Default::default()
+        },
+    );
+    let tab = b.tab_ids()[0];
+    let claimed = wait_until(Duration::from_secs(20), || {
+        b.tab(tab)
+            .filter(|t| t["url"] == "file:///etc/passwd")
+            .map(|_| ())
+    });
+    assert!(claimed.is_some(), "the hostile renderer's claim never arrived");
+    let other = b.new_tab(&page);
+    b.ok("activate", json!({ "tab_id": other }));
+
+    // Discard: the renderer answers the capture with the forged history.
+    let discarded = b.ok("discard", json!({ "tab_id": tab }));
+    assert!(discarded.get("freed_kb").is_some(), "{discarded}");
+    assert_eq!(b.state(tab).as_deref(), Some("discarded"));
+
+    // Restore: the new renderer is launched on the page the user opened, with no forged history.
+    let launches_before = launches(&b.log(), tab).len();
+    b.ok("activate", json!({ "tab_id": tab }));
+    let launch = wait_until(Duration::from_secs(20), || {
+        launches(&b.log(), tab).get(launches_before).cloned()
+    })
+    .expect("the restored tab's renderer was launched");
+    assert_eq!(launch, format!("url={page} restore=none"), "{}", b.log());
+
+    // Reload after a crash: the same.
+    b.ok("end_process", json!({ "tab_id": tab }));
+    let launches_before = launches(&b.log(), tab).len();
+    b.ok("reload", json!({ "tab_id": tab }));
+    let launch = wait_until(Duration::from_secs(20), || {
+        launches(&b.log(), tab).get(launches_before).cloned()
+    })
+    .expect("the reloaded tab's renderer was launched");
+    assert_eq!(launch, format!("url={page} restore=none"), "{}", b.log());
+
+    // The saved session holds the page, and nothing of the forged file.
+    let profile = b.profile().to_path_buf();
+    b.shutdown();
+    let session = std::fs::read_to_string(profile.join("session.json")).expect("session saved");
+    assert!(!session.contains("passwd"), "{session}");
+    assert!(session.contains(&page), "{session}");
+}
+
+/// What each `forge-state` renderer of `tab` printed about its launch, oldest first.
+fn launches(log: &str, tab: u64) -> Vec<String> {
+    let prefix = format!("hostile-renderer: tab {tab} launched with ");
+    log.lines()
+        .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest.to_owned()))
+        .collect()
+}

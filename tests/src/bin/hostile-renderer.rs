@@ -17,6 +17,11 @@
 //! * `bad-server-name-dotdot`: the same, named as `$TMPDIR/../…`.
 //! * `bad-server-name-symlink`: the same, reached through a symlink inside `$TMPDIR`.
 //! * `bad-scheme`: a valid handshake, then `UrlChanged` to `javascript:alert(1)`.
+//! * `forge-state`: a valid handshake, then claims to show `file:///etc/passwd` (`UrlChanged`,
+//!   a `HistoryState` with it as the current entry and made-up WebKit state bytes, and the same in
+//!   every `StateCaptured` it is asked for), and keeps answering pings. It prints the URL and the
+//!   restore it was launched with (`hostile-renderer: tab N launched with url=… restore=…`), so a
+//!   test can check what the browser gave the renderer that brought the tab back.
 //!
 //! Whenever the browser wrongly goes along (connects to an outside server), this program prints
 //! a line containing `HOSTILE-RENDERER-UNCAUGHT`, which the test looks for in the browser log.
@@ -31,7 +36,13 @@ use ipc_channel::ipc::IpcOneShotServer;
 use nix::sys::signal::Signal;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use rand::Rng;
-use warren_ipc::{frame, Launch, RendererToBrowser, TabId, UpFrame, ENV_TAB_ID, UP_FD};
+use warren_ipc::{
+    frame, BrowserToRenderer, HistoryEntry, Launch, PageState, RendererToBrowser, SessionHistory,
+    TabId, UpFrame, ENV_TAB_ID, UP_FD,
+};
+
+/// The local file `forge-state` claims its tab shows.
+const FORGED_URL: &str = "file:///etc/passwd";
 
 fn main() {
     let parent = nix::unistd::getppid();
@@ -74,6 +85,7 @@ fn main() {
         "bad-server-name-dotdot" => h.bad_server_name(Outside::DotDot),
         "bad-server-name-symlink" => h.bad_server_name(Outside::Symlink),
         "bad-scheme" => h.bad_scheme(),
+        "forge-state" => h.forge_state(),
         other => eprintln!("hostile-renderer: unknown mode {other:?}; staying silent"),
     }
     sleep_forever();
@@ -152,6 +164,79 @@ impl Hostile {
         std::mem::forget(_receiver);
         self.send(self.tab, RendererToBrowser::Ready);
         launch
+    }
+
+    /// See the `forge-state` mode in the module docs.
+    fn forge_state(&mut self) {
+        let (server, name) = IpcOneShotServer::<Launch>::new().expect("one-shot server in $TMPDIR");
+        self.send(self.tab, RendererToBrowser::Hello { server_name: name });
+        let Ok((_server_receiver, launch)) = server.accept() else {
+            eprintln!("hostile-renderer: the browser never sent a Launch");
+            sleep_forever();
+        };
+        let restore = match &launch.view.restore {
+            Some(snapshot) => format!(
+                "[{}]",
+                snapshot
+                    .history
+                    .entries
+                    .iter()
+                    .map(|e| e.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => "none".to_owned(),
+        };
+        eprintln!(
+            "hostile-renderer: tab {} launched with url={} restore={restore}",
+            self.tab, launch.view.url
+        );
+        self.send(self.tab, RendererToBrowser::Ready);
+        let history = SessionHistory {
+            entries: vec![
+                HistoryEntry {
+                    url: launch.view.url.clone(),
+                    title: "start".into(),
+                },
+                HistoryEntry {
+                    url: FORGED_URL.into(),
+                    title: "passwd".into(),
+                },
+            ],
+            current: 1,
+            webkit_state: vec![0xde; 64],
+        };
+        self.send(
+            self.tab,
+            RendererToBrowser::UrlChanged {
+                url: FORGED_URL.into(),
+            },
+        );
+        self.send(self.tab, RendererToBrowser::HistoryState(history.clone()));
+        self.send(self.tab, RendererToBrowser::Loading(false));
+        loop {
+            match launch.receiver.recv() {
+                Ok(BrowserToRenderer::CaptureState { request }) => self.send(
+                    self.tab,
+                    RendererToBrowser::StateCaptured {
+                        request,
+                        history: history.clone(),
+                        page: PageState {
+                            url: FORGED_URL.into(),
+                            scroll_x: 0.0,
+                            scroll_y: 0.0,
+                            zoom: 1.0,
+                            fields: Vec::new(),
+                        },
+                    },
+                ),
+                Ok(BrowserToRenderer::Ping { seq }) => {
+                    self.send(self.tab, RendererToBrowser::Pong { seq })
+                }
+                Ok(BrowserToRenderer::Shutdown) | Err(_) => std::process::exit(0),
+                Ok(_) => {}
+            }
+        }
     }
 
     fn garbage(&mut self) {
