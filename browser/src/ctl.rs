@@ -524,13 +524,19 @@ mod tests {
 
     #[test]
     fn replies_that_are_not_protocol_replies() {
-        // A peer that answers one fixed line to whatever it is sent.
+        // A peer that reads the request, then answers one fixed line. (Answering and hanging up
+        // before reading would race the client's send, which then fails with EPIPE instead.)
         fn answering(line: &'static str) -> (tempfile::TempDir, String) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("odd.sock");
             let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
             std::thread::spawn(move || {
                 if let Ok((stream, _)) = listener.accept() {
+                    let mut request = String::new();
+                    let _ = std::io::BufRead::read_line(
+                        &mut std::io::BufReader::new(&stream),
+                        &mut request,
+                    );
                     let _ = send_all(&stream, line.as_bytes());
                 }
             });

@@ -80,7 +80,7 @@ use nix::sys::stat::{fstatat, Mode};
 use thiserror::Error;
 use warren_ipc::TabId;
 
-use crate::protocol::{ProcessInfo, ProcessKind, TaskManagerResult};
+use crate::protocol::{ProcessInfo, TaskManagerResult};
 
 /// The executable name of WebKit's web (JavaScript) process.
 pub const WEB_PROCESS_NAME: &str = "WebKitWebProcess";
@@ -107,8 +107,9 @@ pub enum ProcsError {
     NoBrowser { pid: u32, path: PathBuf },
 }
 
-/// What a process is, for the task manager.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What a process is, for the task manager (serialized in lowercase, as the protocol names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// The browser process itself.
     Browser,
@@ -302,14 +303,7 @@ impl Snapshot {
                 ProcessInfo {
                     pid: row.pid,
                     parent_pid: row.parent_pid,
-                    kind: match row.kind {
-                        Kind::Browser => ProcessKind::Browser,
-                        Kind::Renderer => ProcessKind::Renderer,
-                        Kind::Web => ProcessKind::Web,
-                        Kind::Network => ProcessKind::Network,
-                        Kind::Spare => ProcessKind::Spare,
-                        Kind::Other => ProcessKind::Other,
-                    },
+                    kind: row.kind,
                     tab_id: row.tab_id,
                     title,
                     memory_kb: row.memory_kb,
@@ -1371,14 +1365,14 @@ mod tests {
             rows.iter().map(|r| r.pid).collect::<Vec<_>>(),
             snap.processes.iter().map(|r| r.pid).collect::<Vec<_>>()
         );
-        assert_eq!((rows[0].kind, rows[0].tab_id), (ProcessKind::Browser, None));
+        assert_eq!((rows[0].kind, rows[0].tab_id), (Kind::Browser, None));
         assert_eq!(rows[0].title, "Browser");
         assert_eq!(
             rows[2],
             ProcessInfo {
                 pid: 201,
                 parent_pid: 200,
-                kind: ProcessKind::Web,
+                kind: Kind::Web,
                 tab_id: Some(TabId(1)),
                 title: "Example".to_owned(),
                 memory_kb: Some(2010),
@@ -1395,10 +1389,10 @@ mod tests {
         assert_eq!(rows[4].title, "Tab 2");
         assert_eq!(
             (rows[7].kind, rows[7].title.as_str()),
-            (ProcessKind::Spare, "Spare renderer")
+            (Kind::Spare, "Spare renderer")
         );
         assert_eq!(rows[9].title, "WebKitWebProcess");
-        assert_eq!((rows[9].kind, rows[9].tab_id), (ProcessKind::Other, None));
+        assert_eq!((rows[9].kind, rows[9].tab_id), (Kind::Other, None));
 
         // On the wire: exactly the protocol's fields, kinds in lowercase, nulls kept.
         let json = serde_json::to_value(&result).unwrap();

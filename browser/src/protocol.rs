@@ -565,37 +565,9 @@ pub struct TaskManagerResult {
     pub processes: Vec<ProcessInfo>,
 }
 
-/// What a process is, for the task manager; serialized in lowercase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProcessKind {
-    /// The browser process itself.
-    Browser,
-    /// A tab's renderer.
-    Renderer,
-    /// A `WebKitWebProcess` below a renderer or spare.
-    Web,
-    /// A `WebKitNetworkProcess` below a renderer or spare.
-    Network,
-    /// A prewarmed renderer with no tab yet.
-    Spare,
-    /// Anything else in the browser's tree, including orphaned WebKit helpers.
-    Other,
-}
-
-impl ProcessKind {
-    /// The protocol's name of this kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Browser => "browser",
-            Self::Renderer => "renderer",
-            Self::Web => "web",
-            Self::Network => "network",
-            Self::Spare => "spare",
-            Self::Other => "other",
-        }
-    }
-}
+/// What a process is, for the task manager; serialized in lowercase: the measurement core's own
+/// type.
+pub use crate::procs::Kind as ProcessKind;
 
 /// One process of `task_manager` (see `procs` for how each figure is measured).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -69,7 +69,7 @@ use warren_ipc::{
     MAX_URL_LEN,
 };
 
-use crate::tabs::snapshot::{check_snapshot, Grants, SnapshotError};
+use crate::tabs::snapshot::{check_snapshot, shown, Grants, SnapshotError};
 
 /// The session file's name inside the profile directory.
 pub const SESSION_FILE: &str = "session.json";
@@ -701,15 +701,6 @@ fn savable(tab: &SessionTab, index: usize) -> Option<FileTab> {
             log::warn!(target: "session", "a tab is left out of the saved session: {e}");
             None
         }
-    }
-}
-
-fn shown(url: &str) -> String {
-    let cut = warren_ipc::truncate_str(url, 120);
-    if cut.len() < url.len() {
-        format!("{cut}…")
-    } else {
-        cut.to_owned()
     }
 }
 

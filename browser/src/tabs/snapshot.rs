@@ -86,7 +86,8 @@ pub enum SnapshotError {
     BadNumber,
 }
 
-fn shown(url: &str) -> String {
+/// A URL cut for an error message: at most 120 bytes, with an ellipsis when it was longer.
+pub(crate) fn shown(url: &str) -> String {
     let cut = warren_ipc::truncate_str(url, 120);
     if cut.len() < url.len() {
         format!("{cut}…")
