@@ -34,6 +34,8 @@ pub struct BrowserOpts {
     pub env: Vec<(String, String)>,
     /// The profile directory (default: a fresh one inside the browser's temporary directory).
     pub profile: Option<PathBuf>,
+    /// Extra command-line flags (such as `--max-live-tabs 3`), passed before the URLs.
+    pub args: Vec<String>,
 }
 
 /// One connection to a control socket. Requests are answered in order; every request carries a
@@ -181,6 +183,7 @@ impl Browser {
         if let Some(renderer) = &opts.renderer {
             cmd.arg("--renderer").arg(renderer);
         }
+        cmd.args(&opts.args);
         cmd.args(&opts.urls);
         apply_env(&mut cmd, xvfb.display(), dir.path(), &opts.env);
         cmd.stdin(Stdio::null())
