@@ -298,3 +298,53 @@ fn session_whose_history_leads_to_a_file_is_moved_aside() {
     let session = json!({ "version": 1, "active": 0, "tabs": [session_tab(&page, snapshot)] });
     hostile_session_is_moved_aside(session.to_string().as_bytes(), &http, &[FORBIDDEN]);
 }
+
+/// URLs on the command line open as new tabs after the restored ones, the first of them active;
+/// the saved session's active tab then stays discarded. `--no-restore` starts with only the new
+/// tab page, and the next save replaces the old session.
+#[test]
+fn command_line_urls_join_the_session_and_no_restore_starts_empty() {
+    let x = Xvfb::start();
+    let http = HttpServer::start();
+    let a = http.html("/a", &solid_page("a", "#ffe0e0"));
+    let b_url = http.html("/b", &solid_page("b", "#e0ffe0"));
+    let extra = http.html("/extra", &solid_page("extra", "#e0e0ff"));
+    let (_dir, profile) = own_profile();
+
+    let first = start(&x, &profile, &[&a]);
+    open(&first, &b_url);
+    first.shutdown();
+
+    let second = start(&x, &profile, &[&extra]);
+    let want = [
+        (a.clone(), false),
+        (b_url.clone(), false),
+        (extra.clone(), false),
+    ];
+    let id = assert_restored(&second, &want, 2);
+    assert!(second.eval(id, "document.title").is_ok());
+    second.shutdown();
+
+    let third = Browser::start(
+        &x,
+        BrowserOpts {
+            profile: Some(profile.clone()),
+            args: vec![
+                "--low-memory-percent".into(),
+                "0".into(),
+                "--no-restore".into(),
+            ],
+            ..Default::default()
+        },
+    );
+    let tabs = third.tabs();
+    assert_eq!(tabs.len(), 1, "{tabs:?}");
+    assert_eq!(tabs[0]["url"], json!("warren://newtab/"));
+    third.shutdown();
+    let (saved_tabs, _) = saved(&profile).expect("a session was saved");
+    assert_eq!(
+        saved_tabs,
+        vec![("warren://newtab/".to_owned(), false)],
+        "the session saved after --no-restore is the new one"
+    );
+}
