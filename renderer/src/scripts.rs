@@ -3,7 +3,9 @@
 //! An isolated world shares the page's DOM but none of its JavaScript: page scripts cannot see
 //! these scripts, call the "warren" message handler, or redefine the DOM methods they use. The
 //! sources live in `js/`; each script is one function (`form_rules.js` followed by the script),
-//! so nothing is left in the world's global scope and each run starts clean.
+//! so nothing is left in the world's global scope but one deliberate entry: `warrenOnceSecret`,
+//! the fields that were password fields when the user typed into them (filled by the watcher,
+//! read by the capture), which lives as long as the page.
 
 use std::sync::OnceLock;
 

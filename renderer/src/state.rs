@@ -67,7 +67,7 @@ fn sendable_webkit_state(
         })
         .collect();
     match webkit_state::check(&bytes, &history, current as u32) {
-        Ok(()) => bytes,
+        Ok(()) => webkit_state::sanitize(&bytes).unwrap_or_default(),
         Err(problem) => {
             log::info!(target: "renderer", "not reporting WebKit's session state: {problem}");
             Vec::new()
@@ -171,8 +171,11 @@ pub fn restore(view: &webkit2gtk::WebView, snapshot: &TabSnapshot, url: &str) ->
         log::info!(target: "renderer", "the snapshot has no WebKit state: restoring its {} URLs alone", history.entries.len());
         webkit_state::synthesize(&history.entries, history.current)
     } else {
-        match webkit_state::check(&history.webkit_state, &history.entries, history.current) {
-            Ok(()) => history.webkit_state.clone(),
+        match webkit_state::check(&history.webkit_state, &history.entries, history.current)
+            .map(|()| webkit_state::sanitize(&history.webkit_state))
+        {
+            Ok(Some(sanitized)) => sanitized,
+            Ok(None) => webkit_state::synthesize(&history.entries, history.current),
             Err(problem) if problem.contradicts_history() => {
                 log::warn!(target: "renderer", "not restoring the snapshot's WebKit state: {problem}; loading {} afresh", shown(url));
                 view.load_uri(url);

@@ -15,6 +15,14 @@
 //!   going to such an item would send the POST again.
 //! * Without a state (too large, trimmed, refused) the entries alone still give the tab its
 //!   history: [`synthesize`] builds a state with just their URLs and titles.
+//! * Only a whitelist of each item's fields is ever kept ([`sanitize`], on capture and again
+//!   before a restore): its title, its URL, its sequence numbers, its scroll position and page
+//!   scale. Everything else a state can carry is dropped: child frames (WebKit would load a
+//!   restored child item's URL directly into an iframe of the same name, past the tab's grants),
+//!   the form controls' saved state (it can restore a file input's path, which a page would then
+//!   upload, and it holds card numbers and one-time codes WebKit does not treat as secret), the
+//!   `history.state` bytes (deserialized by WebKit), the referrer, and the item's external-URL
+//!   policy (always "never open external URLs").
 //! * WebKit saves an item's scroll position only when the page is left, so the current item of
 //!   a captured state still says (0, 0); and going to a restored item scrolls the page there a
 //!   moment after it loaded, undoing the renderer's own scroll. [`with_current_scroll`] writes
@@ -49,7 +57,11 @@ const MAX_FRAME_DEPTH: usize = 32;
 
 /// Indices of the frame state's fields.
 const FRAME_URL: usize = 0;
+const FRAME_TARGET: usize = 3;
+const FRAME_DOCUMENT_SEQUENCE: usize = 6;
+const FRAME_ITEM_SEQUENCE: usize = 7;
 const FRAME_SCROLL: usize = 8;
+const FRAME_PAGE_SCALE: usize = 9;
 const FRAME_HTTP_BODY: usize = 10;
 const FRAME_CHILDREN: usize = 11;
 
@@ -154,6 +166,50 @@ fn has_body_below(frame: &Variant) -> bool {
             child.child_value(FRAME_HTTP_BODY).as_maybe().is_some() || has_body_below(&child)
         })
     })
+}
+
+/// The same state with only the whitelisted fields of each item (see the module docs): title, URL,
+/// sequence numbers, scroll position and page scale; the original URL becomes the URL, a page
+/// scale out of range becomes 1, everything else is emptied. `None` if `bytes` is not a readable
+/// state. Call it on a state [`check`] accepted.
+pub fn sanitize(bytes: &[u8]) -> Option<Vec<u8>> {
+    let session_type = VariantTy::new(SESSION_TYPE).ok()?;
+    let state = Variant::from_bytes_with_type(&glib::Bytes::from(bytes), session_type);
+    if !state.is_normal_form() {
+        return None;
+    }
+    let item_type = VariantTy::new(ITEM_TYPE).ok()?;
+    let body_type = VariantTy::new(HTTP_BODY_TYPE).ok()?;
+    let items = state.child_value(1);
+    let items = Variant::array_from_iter_with_type(
+        item_type,
+        items.iter().map(|item| {
+            let frame = item.child_value(1);
+            let url = frame.child_value(FRAME_URL);
+            let scale = frame
+                .child_value(FRAME_PAGE_SCALE)
+                .get::<f64>()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 10.0)
+                .unwrap_or(1.0);
+            let frame = Variant::tuple_from_iter([
+                url.clone(),
+                url,
+                "".to_variant(),
+                frame.child_value(FRAME_TARGET),
+                Variant::array_from_iter_with_type(VariantTy::STRING, [] as [Variant; 0]),
+                Variant::from_none(VariantTy::BYTE_STRING),
+                frame.child_value(FRAME_DOCUMENT_SEQUENCE),
+                frame.child_value(FRAME_ITEM_SEQUENCE),
+                frame.child_value(FRAME_SCROLL),
+                scale.to_variant(),
+                Variant::from_none(body_type),
+                Variant::array_from_iter_with_type(VariantTy::VARIANT, [] as [Variant; 0]),
+            ]);
+            Variant::tuple_from_iter([item.child_value(0), frame, POLICY_NOT_ALLOW.to_variant()])
+        }),
+    );
+    let state = Variant::tuple_from_iter([state.child_value(0), items, state.child_value(2)]);
+    Some(state.data().to_vec())
 }
 
 /// The same state with the current item's scroll position set to (`x`, `y`) (in WebKit's
@@ -507,5 +563,71 @@ mod tests {
             Some(0),
         );
         assert_eq!(check(&deep, &list, 0), Err(StateProblem::Frame(0)));
+    }
+
+    #[test]
+    fn sanitize_keeps_only_the_whitelisted_fields() {
+        let list = entries(&["https://a.example/", "https://b.example/"]);
+        // A child frame naming a local file, saved form state, history.state bytes, a referrer,
+        // an external-URL policy that allows opening: all must go.
+        let child = frame("file:///home/u/.ssh/id_rsa", false, vec![]);
+        let mut forged = frame("https://a.example/", false, vec![child]);
+        forged = replace_child(&forged, 2, "https://referrer.example/".to_variant());
+        forged = replace_child(
+            &forged,
+            5,
+            Variant::from_some(&Variant::array_from_fixed_array(b"state")),
+        );
+        forged = replace_child(&forged, FRAME_PAGE_SCALE, f64::NAN.to_variant());
+        let item_type = VariantTy::new(ITEM_TYPE).unwrap();
+        let items = [forged, frame("https://b.example/", false, vec![])]
+            .into_iter()
+            .map(|f| Variant::tuple_from_iter(["t".to_variant(), f, 0u32.to_variant()]));
+        let bytes = Variant::tuple_from_iter([
+            VERSION.to_variant(),
+            Variant::array_from_iter_with_type(item_type, items),
+            Variant::from_some(&1u32.to_variant()),
+        ])
+        .data()
+        .to_vec();
+        assert_eq!(check(&bytes, &list, 1), Ok(()));
+
+        let clean = sanitize(&bytes).expect("a readable state");
+        assert_eq!(check(&clean, &list, 1), Ok(()));
+        let state = Variant::from_bytes_with_type(
+            &glib::Bytes::from(&clean[..]),
+            VariantTy::new(SESSION_TYPE).unwrap(),
+        );
+        assert_eq!(
+            state.child_value(2).as_maybe().unwrap().get::<u32>(),
+            Some(1)
+        );
+        for (item, url) in state
+            .child_value(1)
+            .iter()
+            .zip(["https://a.example/", "https://b.example/"])
+        {
+            assert_eq!(item.child_value(0).str(), Some("t"));
+            assert_eq!(item.child_value(2).get::<u32>(), Some(POLICY_NOT_ALLOW));
+            let frame = item.child_value(1);
+            assert_eq!(frame.child_value(FRAME_URL).str(), Some(url));
+            assert_eq!(frame.child_value(1).str(), Some(url), "original URL");
+            assert_eq!(frame.child_value(2).str(), Some(""), "referrer");
+            assert_eq!(frame.child_value(4).n_children(), 0, "document state");
+            assert!(frame.child_value(5).as_maybe().is_none(), "state object");
+            assert_eq!(frame.child_value(FRAME_ITEM_SEQUENCE).get::<i64>(), Some(8));
+            assert_eq!(
+                frame.child_value(FRAME_SCROLL).get::<(i32, i32)>(),
+                Some((0, 120))
+            );
+            assert_eq!(frame.child_value(FRAME_PAGE_SCALE).get::<f64>(), Some(1.0));
+            assert!(frame.child_value(FRAME_HTTP_BODY).as_maybe().is_none());
+            assert_eq!(
+                frame.child_value(FRAME_CHILDREN).n_children(),
+                0,
+                "children"
+            );
+        }
+        assert_eq!(sanitize(b"not a state"), None);
     }
 }

@@ -98,6 +98,17 @@ fn capture_then_restore_in_a_fresh_renderer() {
         Ok(json!([TYPED, PASSWORD])),
         "typing reached both inputs"
     );
+    // A "show password" toggle turns the password field into a text field, and the page names an
+    // element after the document method the capture uses: neither may change what is captured.
+    assert_eq!(
+        r.eval(
+            "document.getElementById('pw').type = 'text';\
+             const img = document.createElement('img'); img.name = 'querySelectorAll';\
+             document.body.appendChild(img); typeof document.querySelectorAll"
+        ),
+        Ok(json!("object")),
+        "the page's element shadows document.querySelectorAll"
+    );
     assert_eq!(
         r.eval("window.scrollTo(0, 3210); window.__marker = 1; window.scrollY"),
         Ok(json!(3210))

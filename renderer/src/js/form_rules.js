@@ -17,9 +17,15 @@ const warrenSecretAutocomplete = new Set([
   "current-password", "new-password", "one-time-code", "cc-number", "cc-csc",
 ]);
 
+// Inputs that were password fields when the user typed into them: a "show password" toggle turns
+// them into text fields, which must still never be recorded. Kept on the world's own global
+// object (page scripts cannot see it), filled by form_watch.js.
+if (!globalThis.warrenOnceSecret) globalThis.warrenOnceSecret = new WeakSet();
+
 // The kind of value a recorded control holds ("text", "checked" or "select"), or null when the
 // control is never recorded.
 function warrenControlKind(el) {
+  if (globalThis.warrenOnceSecret.has(el)) return null;
   let kind;
   if (el instanceof HTMLTextAreaElement) {
     kind = "text";
@@ -73,9 +79,11 @@ function warrenIsEdited(el, kind) {
   return now.length !== initial.length || now.some((index, i) => index !== initial[i]);
 }
 
-// The main document's form controls in tree order: a field's index is its position here.
+// The main document's form controls in tree order: a field's index is its position here. The
+// method is taken from the prototype: a page element named "querySelectorAll" would shadow the
+// document's own (named properties of a document override its built-ins in every world).
 function warrenControls() {
-  return document.querySelectorAll("input, textarea, select");
+  return Document.prototype.querySelectorAll.call(document, "input, textarea, select");
 }
 
 // Whether any recorded control of the main document was edited.

@@ -12,7 +12,11 @@ const post = (edited) => {
   }
 };
 const onEdit = (event) => {
-  if (event.isTrusted && warrenControlKind(event.target) !== null) post(true);
+  const target = event.target;
+  if (target instanceof HTMLInputElement && target.type === "password") {
+    globalThis.warrenOnceSecret.add(target);
+  }
+  if (event.isTrusted && warrenControlKind(target) !== null) post(true);
 };
 addEventListener("input", onEdit, true);
 addEventListener("change", onEdit, true);
