@@ -431,18 +431,28 @@ impl App {
     /// the new-tab page when there is neither.
     fn open_first_tabs(&mut self, now: Instant) {
         let urls = std::mem::take(&mut self.options.urls);
+        let mut save = true;
         let saved = if self.options.restore {
             match session::load(&self.profile.dir) {
                 Ok(saved) => saved,
-                Err(e) => {
+                Err(e @ session::SessionError::MovedAside { .. }) => {
                     log::warn!("{e}");
+                    None
+                }
+                Err(e) => {
+                    // A file that could not be read (or moved aside) is still the user's last
+                    // session: this run must not replace it.
+                    log::warn!("{e}; this session will not be saved");
+                    save = false;
                     None
                 }
             }
         } else {
             None
         };
-        self.session = Some(SessionWriter::start(self.profile.dir.clone()));
+        if save {
+            self.session = Some(SessionWriter::start(self.profile.dir.clone()));
+        }
         let Some(running) = self.running.as_mut() else {
             return;
         };
@@ -732,16 +742,18 @@ impl App {
 
     fn drain_inputs(&mut self, event_loop: &ActiveEventLoop) {
         let now = Instant::now();
-        let more = self
-            .running
-            .as_mut()
-            .is_some_and(|r| r.tabs.poll_renderers(now));
+        // Exits first: a renderer whose socket closed is then known to be reaped, and its pid
+        // (which may be reused from now on) is not signalled when its tab is marked crashed.
         while let Ok((pid, status)) = self.inbox.reaped.try_recv() {
             if let (Some(running), Some(how)) = (self.running.as_mut(), host::describe_exit(status))
             {
                 running.tabs.reaped(pid, &how);
             }
         }
+        let more = self
+            .running
+            .as_mut()
+            .is_some_and(|r| r.tabs.poll_renderers(now));
         while let Ok(shortcut) = self.inbox.shortcuts.try_recv() {
             self.shortcut(shortcut, event_loop);
         }

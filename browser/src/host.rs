@@ -70,6 +70,8 @@ pub struct RendererHost {
     runtime_dir: PathBuf,
     killed: bool,
     reaped: bool,
+    /// The tree was stopped (SIGSTOP) and not continued since.
+    stopped: bool,
     /// Eval requests sent and not answered yet; the reader refuses any other `EvalResult`.
     evals: Arc<Mutex<HashSet<u64>>>,
 }
@@ -170,6 +172,7 @@ impl RendererHost {
             runtime_dir,
             killed: false,
             reaped: false,
+            stopped: false,
             evals,
         })
     }
@@ -286,13 +289,16 @@ impl crate::tabs::Renderer for RendererHost {
             return Err("its renderer was ended".into());
         }
         self.signal_tree(Signal::SIGSTOP)
-            .map_err(|e| format!("cannot stop its renderer: {e}"))
+            .map_err(|e| format!("cannot stop its renderer: {e}"))?;
+        self.stopped = true;
+        Ok(())
     }
 
     fn resume(&mut self) {
-        if !self.killed {
+        if self.stopped && !self.killed {
             let _ = self.signal_tree(Signal::SIGCONT);
         }
+        self.stopped = false;
     }
 
     fn footprint_kb(&self) -> Option<u64> {

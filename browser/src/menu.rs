@@ -432,12 +432,12 @@ impl TabMenu {
         self.window.window().id()
     }
 
-    /// The X11 id of the menu window, to give it the keyboard focus.
     /// The tab the menu is for.
     pub fn tab(&self) -> TabId {
         self.tab
     }
 
+    /// The X11 id of the menu window, to give it the keyboard focus.
     pub fn x11_window(&self) -> u64 {
         self.window.x11_window
     }

@@ -49,7 +49,8 @@
 //!    least [`PSI_SOME_AVG10_PRESSURE`]. Under pressure, discard **one** tab per call: the least
 //!    recently used fully eligible tab that is [`Life::Live`] or [`Life::Frozen`] (a starting
 //!    tab has not grown yet and has no history to keep). One per call because freed memory takes
-//!    a few seconds to show in the readings; the caller calls again. `--low-memory-percent 0`
+//!    a few seconds to show in the readings; the caller calls again, and carries out the next
+//!    such discard only [`LOW_MEMORY_COOLDOWN`] after the last. `--low-memory-percent 0`
 //!    turns the whole rule off, PSI included, so the user has one switch for it. Missing
 //!    readings (no MemAvailable, no PSI on this kernel) never mean pressure.
 //! 4. **Idle timers** ([`Reason::Idle`]), fully eligible tabs only, idle since
@@ -76,6 +77,11 @@ pub const RECENTLY_VISIBLE: Duration = Duration::from_secs(10);
 
 /// How long after the user restored a discarded tab the automatic policy leaves it alone.
 pub const STORM_GUARD: Duration = Duration::from_secs(60);
+
+/// How long the caller waits after a low-memory discard before it carries out another: freed
+/// memory takes a few seconds to show in MemAvailable, and PSI `some avg10` is an average over
+/// 10 s, so readings taken sooner still show the pressure the last discard relieved.
+pub const LOW_MEMORY_COOLDOWN: Duration = Duration::from_secs(10);
 
 /// The memory PSI `some avg10` (percent of the last 10 s in which at least one task stalled
 /// waiting for memory) at or above which the system counts as under memory pressure.

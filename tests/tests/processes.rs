@@ -317,7 +317,7 @@ fn close_and_shutdown_leave_no_processes() {
 }
 
 #[test]
-fn killing_the_browser_leaves_no_renderer_behind() {
+fn killing_the_browser_leaves_no_renderer_behind_not_even_a_frozen_one() {
     let x = Xvfb::start();
     let http = HttpServer::start();
     let urls = pages(&http);
@@ -331,6 +331,14 @@ fn killing_the_browser_leaves_no_renderer_behind() {
         "two renderers with WebKit helpers expected:\n{}",
         describe(&tree)
     );
+    // One tab is frozen: its whole tree is stopped, so it cannot notice anything by itself.
+    let background = b
+        .tabs()
+        .iter()
+        .find(|t| t["state"] == "background")
+        .and_then(|t| t["tab_id"].as_u64())
+        .expect("a background tab");
+    b.ok("freeze", json!({ "tab_id": background }));
 
     b.kill9();
     let gone = wait_until(Duration::from_secs(5), || {

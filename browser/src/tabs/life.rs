@@ -69,8 +69,9 @@ pub struct Live {
     pub(super) popups: PopupLimiter,
     /// Scripts sent and not answered yet, and who waits for each answer.
     pub(super) evals: HashMap<u64, Ticket>,
-    /// A `CaptureState` sent at shutdown and not answered yet.
-    pub(super) capture: Option<u64>,
+    /// `CaptureState` requests sent outside a discard (at shutdown, or by a discard that was
+    /// cancelled) and not answered yet; their answers are welcome, any other is a violation.
+    pub(super) captures: Vec<u64>,
     /// When the renderer started or was last thawed: the idle timers count from here too.
     pub(super) since: Instant,
 }
@@ -82,7 +83,7 @@ impl Live {
             pings: PingTracker::new(now),
             popups: PopupLimiter::with_budget(POPUP_BURST, POPUP_INTERVAL, now),
             evals: HashMap::new(),
-            capture: None,
+            captures: Vec::new(),
             since: now,
         }
     }

@@ -184,6 +184,8 @@ pub struct Tabs {
     generation: u64,
     /// Why the policy's caps are exceeded, from its last run.
     over_cap: Option<String>,
+    /// When the policy last discarded a tab for low memory.
+    last_low_memory_discard: Option<Instant>,
 }
 
 impl Tabs {
@@ -202,6 +204,7 @@ impl Tabs {
             next_request: 1,
             generation: 0,
             over_cap: None,
+            last_low_memory_discard: None,
         }
     }
 
@@ -736,8 +739,11 @@ impl Tabs {
                 tickets,
                 ..
             } => {
-                // Its state is still welcome when it arrives.
-                live.capture = Some(request);
+                // Its state is still welcome when it arrives. A frozen tab was thawed for the
+                // capture: its hang detector starts afresh, as on any thaw.
+                live.captures.push(request);
+                live.pings = crate::host::PingTracker::new(now);
+                live.since = now;
                 tab.life = Life::Live(live);
                 for ticket in tickets {
                     self.effects.push(Effect::Answer(
@@ -749,6 +755,10 @@ impl Tabs {
                 }
             }
             old @ (Life::Discarded { .. } | Life::Crashed(_)) => {
+                // Only the user wakes a tab without a renderer (activation, reload, navigation,
+                // history): the policy leaves it alone for a while, as it does a restored tab.
+                tab.restored_at = Some(now);
+                tab.last_active = now;
                 tab.life = old;
                 self.launch(id, now);
             }
@@ -915,8 +925,9 @@ impl Tabs {
                 self.generation += 1;
             }
             RendererToBrowser::TitleChanged { title } => {
+                // Not worth a session write of its own (a page can change its title every
+                // second): the title is saved with the next change that is.
                 tab.title = printable(&title);
-                self.generation += 1;
             }
             RendererToBrowser::Loading(loading) => tab.loading = loading,
             RendererToBrowser::HistoryChanged {
@@ -960,9 +971,16 @@ impl Tabs {
                 )),
             ),
             RendererToBrowser::HistoryState(history) => {
-                // A new history means a new page (or a moved one): the captured page state no
-                // longer describes it.
-                tab.snapshot = Some(Arc::new(snapshot_of(history, None)));
+                // A page state captured earlier still describes the page while the current entry
+                // stays where it was (a restored page reports its history before its fields and
+                // scroll offset are back); after a navigation it describes nothing.
+                let page = tab.snapshot.as_ref().and_then(|old| {
+                    let same_entry = old.history.current == history.current
+                        && old.history.current_entry().map(|e| &e.url)
+                            == history.current_entry().map(|e| &e.url);
+                    old.page.clone().filter(|_| same_entry)
+                });
+                tab.snapshot = Some(Arc::new(snapshot_of(history, page)));
                 self.generation += 1;
             }
             RendererToBrowser::StateCaptured {
@@ -972,10 +990,12 @@ impl Tabs {
             } => {
                 if matches!(tab.life, Life::Discarding { request: r, .. } if r == request) {
                     self.finish_discard(id, Some((history, page)));
-                } else if let Some(live) =
-                    tab.life.live_mut().filter(|l| l.capture == Some(request))
+                } else if let Some(live) = tab
+                    .life
+                    .live_mut()
+                    .filter(|l| l.captures.contains(&request))
                 {
-                    live.capture = None;
+                    live.captures.retain(|r| *r != request);
                     tab.snapshot = Some(Arc::new(snapshot_of(history, Some(page))));
                     self.generation += 1;
                 } else {
@@ -1143,6 +1163,17 @@ impl Tabs {
     /// Carries out the policy's plan.
     pub fn enforce(&mut self, plan: policy::Plan, now: Instant) {
         for (id, reason) in plan.discard {
+            if reason == policy::Reason::LowMemory {
+                // Freed memory takes a while to show in the readings (PSI is a 10 s average):
+                // one discard per cool-down, not one per run until the readings catch up.
+                let cooling = self.last_low_memory_discard.is_some_and(|t| {
+                    now.saturating_duration_since(t) < policy::LOW_MEMORY_COOLDOWN
+                });
+                if cooling {
+                    continue;
+                }
+                self.last_low_memory_discard = Some(now);
+            }
             log::info!("tab {id}: discarding ({reason:?})");
             if let Err(e) = self.discard(id, None, now) {
                 log::warn!("the policy could not discard tab {id}: {e}");
@@ -1174,7 +1205,7 @@ impl Tabs {
                 continue;
             };
             if let Life::Live(live) = &mut tab.life {
-                live.capture = Some(request);
+                live.captures.push(request);
                 self.send(id, BrowserToRenderer::CaptureState { request });
             }
         }
@@ -1184,7 +1215,7 @@ impl Tabs {
     pub fn capturing(&self) -> bool {
         self.strip.iter().any(|t| match &t.life {
             Life::Discarding { .. } => true,
-            life => life.live().is_some_and(|l| l.capture.is_some()),
+            life => life.live().is_some_and(|l| !l.captures.is_empty()),
         })
     }
 
@@ -1231,6 +1262,7 @@ impl Tabs {
         wall: SystemTime,
         now: Instant,
     ) {
+        let had_active = self.strip.active().is_some();
         let mut ids = Vec::new();
         for saved in session.tabs {
             let id = self.strip.next_id();
@@ -1251,6 +1283,11 @@ impl Tabs {
             tab.snapshot = saved.snapshot;
             self.strip.push(tab);
             ids.push(id);
+        }
+        if !activate && !had_active {
+            // The first tab opened next becomes active; until then none is (a restored tab made
+            // active here would count as used now, out of its saved order).
+            self.strip.clear_active();
         }
         if activate {
             let id = session

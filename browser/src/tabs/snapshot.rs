@@ -86,13 +86,18 @@ pub enum SnapshotError {
     BadNumber,
 }
 
-/// A URL cut for an error message: at most 120 bytes, with an ellipsis when it was longer.
+/// A URL cut for an error message or a log line: at most 120 bytes, with an ellipsis when it was
+/// longer, control characters (a terminal's escape sequences) replaced by spaces.
 pub(crate) fn shown(url: &str) -> String {
     let cut = warren_ipc::truncate_str(url, 120);
+    let printable: String = cut
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if cut.len() < url.len() {
-        format!("{cut}…")
+        format!("{printable}…")
     } else {
-        cut.to_owned()
+        printable
     }
 }
 

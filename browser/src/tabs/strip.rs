@@ -205,6 +205,12 @@ impl TabStrip {
         }
     }
 
+    /// Leaves the strip without an active tab (until the next [`TabStrip::push`] or
+    /// [`TabStrip::set_active`]).
+    pub(super) fn clear_active(&mut self) {
+        self.active = None;
+    }
+
     /// Pins or unpins a tab: a pinned tab moves to the end of the pinned ones, an unpinned one to
     /// the start of the others. False if there is no such tab.
     pub(super) fn set_pinned(&mut self, id: TabId, pinned: bool) -> bool {

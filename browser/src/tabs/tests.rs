@@ -1232,3 +1232,162 @@ fn last_active_times_survive_a_session_round_trip() {
         "{ago:?}"
     );
 }
+
+#[test]
+fn a_cancelled_discard_and_a_shutdown_capture_are_both_welcome() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    let _b = h.open(B);
+    let pa = h.pid(a);
+    h.apply(Verb::Discard(a)).unwrap();
+    h.apply(Verb::Activate(a)).unwrap();
+    h.tabs.capture_all(h.now);
+    let requests: Vec<u64> = h
+        .sent(pa)
+        .iter()
+        .filter_map(|m| match m {
+            BrowserToRenderer::CaptureState { request } => Some(*request),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 2);
+    // The cancelled discard's answer arrives after the shutdown capture was asked for.
+    for request in requests {
+        h.deliver(
+            pa,
+            [HostEvent::Message(RendererToBrowser::StateCaptured {
+                request,
+                history: history(&[A], 0),
+                page: page(A, 7.0),
+            })],
+        );
+    }
+    assert_eq!(h.state(a), TabState::Active, "{:?}", h.tabs.get(a));
+    assert!(!h.tabs.capturing());
+}
+
+#[test]
+fn a_cancelled_discard_of_a_frozen_tab_restarts_its_hang_detector() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    let _b = h.open(B);
+    // A ping goes out and is never answered; then the tab is frozen for a long time.
+    h.advance(Duration::from_secs(5));
+    h.tabs.tick(h.now);
+    h.apply(Verb::Freeze(a)).unwrap();
+    h.advance(Duration::from_secs(60));
+    h.apply(Verb::Discard(a)).unwrap();
+    h.apply(Verb::Activate(a)).unwrap();
+    h.tabs.tick(h.now);
+    assert!(h.tabs.get(a).unwrap().responsive);
+}
+
+#[test]
+fn waking_a_discarded_tab_in_any_way_is_guarded_against_a_new_discard() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    let _b = h.open(B);
+    let pa = h.pid(a);
+    h.apply(Verb::Discard(a)).unwrap();
+    h.answer_capture(a, pa, &[A], 0.0);
+    h.advance(Duration::from_secs(120));
+    // Reload from the tab's menu, while it stays in the background.
+    h.apply(Verb::Reload(a)).unwrap();
+    assert_eq!(h.tabs.get(a).unwrap().restored_at, Some(h.now));
+    assert_eq!(
+        h.tabs.protection(a, h.now),
+        Some(Protection::RecentlyRestored)
+    );
+}
+
+#[test]
+fn a_history_report_for_the_same_entry_keeps_the_page_state() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    let _b = h.open(B);
+    let pa = h.pid(a);
+    h.apply(Verb::Discard(a)).unwrap();
+    h.answer_capture(a, pa, &[A, B], 3210.0);
+    h.apply(Verb::Activate(a)).unwrap();
+    // The restored page reports its history before its fields and scroll offset are back.
+    h.message(a, RendererToBrowser::HistoryState(history(&[A, B], 1)));
+    let kept = h.tabs.get(a).unwrap().snapshot.clone().unwrap();
+    assert_eq!(kept.page.as_ref().map(|p| p.scroll_y), Some(3210.0));
+    // After a navigation it describes nothing.
+    h.message(a, RendererToBrowser::HistoryState(history(&[A, B, C], 2)));
+    let moved = h.tabs.get(a).unwrap().snapshot.clone().unwrap();
+    assert!(moved.page.is_none());
+}
+
+#[test]
+fn low_memory_discards_wait_for_the_readings_to_catch_up() {
+    let mut h = Harness::new();
+    let mut ids = Vec::new();
+    for url in [A, B, C] {
+        let id = h.open(url);
+        h.load(id, url);
+        ids.push(id);
+    }
+    let plan = |id| Plan {
+        discard: vec![(id, policy::Reason::LowMemory)],
+        freeze: Vec::new(),
+        over_cap: None,
+    };
+    h.tabs.enforce(plan(ids[0]), h.now);
+    assert!(matches!(
+        h.tabs.get(ids[0]).unwrap().life(),
+        Life::Discarding { .. }
+    ));
+    h.advance(policy::LOW_MEMORY_COOLDOWN / 2);
+    h.tabs.enforce(plan(ids[1]), h.now);
+    assert_eq!(h.state(ids[1]), TabState::Background);
+    h.advance(policy::LOW_MEMORY_COOLDOWN);
+    h.tabs.enforce(plan(ids[1]), h.now);
+    assert!(matches!(
+        h.tabs.get(ids[1]).unwrap().life(),
+        Life::Discarding { .. }
+    ));
+}
+
+#[test]
+fn titles_alone_do_not_make_the_session_dirty() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    let generation = h.tabs.generation();
+    h.message(
+        a,
+        RendererToBrowser::TitleChanged {
+            title: "(3) unread".into(),
+        },
+    );
+    assert_eq!(h.tabs.generation(), generation);
+    assert_eq!(
+        h.tabs.session(SystemTime::now(), h.now).tabs[0].title,
+        "(3) unread"
+    );
+}
+
+#[test]
+fn a_session_restored_under_new_urls_keeps_its_last_active_times() {
+    let mut h = Harness::new();
+    let _a = h.open(A);
+    let _b = h.open(B);
+    h.advance(Duration::from_secs(100));
+    let wall = SystemTime::now();
+    let session = h.tabs.session(wall, h.now);
+    let mut h2 = Harness::new();
+    h2.tabs.restore_session(session, false, wall, h2.now);
+    assert_eq!(h2.tabs.active(), None);
+    let c = h2.open(C);
+    assert_eq!(h2.tabs.active(), Some(c));
+    // Opening the new tab did not count as using the first restored one: it was last active
+    // 100 s before the session was saved, and stays the least recently used.
+    let first = h2.tabs.iter().next().unwrap();
+    let ago = h2.now.saturating_duration_since(first.last_active);
+    assert!(ago >= Duration::from_secs(99), "{ago:?}");
+}
