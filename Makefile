@@ -90,8 +90,10 @@ test: build
 # The benchmarks. The task manager's measurement core (browser/examples/taskman_bench.rs): the CPU cost of one
 # refresh of 30 tabs (about 90 processes), with and without PSS, against its 10 ms target. Then the shell benchmark
 # (tests/src/bin/shell-bench.rs) on the release binaries, under its own Xvfb: new-tab, crash and close latencies,
-# memory per tab, the browser's idle CPU with and without the Task Manager window. Pass options to the shell
-# benchmark with BENCH_ARGS, e.g. BENCH_ARGS="--runs 3". Both run even if the first misses its target.
+# memory per tab, the browser's idle CPU with and without the Task Manager window, the memory of 10 tabs of a heavy
+# page (resources/bench/heavy.html) with --max-live-tabs 2 against all live, and the restore of a discarded tab
+# against a fresh load. Pass options to the shell benchmark with BENCH_ARGS, e.g. BENCH_ARGS="--runs 3". Both run
+# even if the first misses its target.
 BENCH_ARGS ?=
 bench: build
 	@status=0; \
