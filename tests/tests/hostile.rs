@@ -244,7 +244,10 @@ fn forged_history_is_never_restored_reloaded_or_saved() {
             .filter(|t| t["url"] == "file:///etc/passwd")
             .map(|_| ())
     });
-    assert!(claimed.is_some(), "the hostile renderer's claim never arrived");
+    assert!(
+        claimed.is_some(),
+        "the hostile renderer's claim never arrived"
+    );
     let other = b.new_tab(&page);
     b.ok("activate", json!({ "tab_id": other }));
 
