@@ -101,8 +101,11 @@ struct App {
     running: Option<Running>,
     task_manager: Option<TaskManagerWindow>,
     menu: Option<TabMenu>,
-    /// Measures processes for `task_manager` requests and the memory budget.
+    /// Measures processes for `task_manager` requests. Each reader has its own monitor: CPU % is
+    /// over the interval since the same monitor's previous reading.
     monitor: Option<procs::Monitor>,
+    /// Measures the tabs' footprints for `--memory-budget`.
+    policy_monitor: Option<procs::Monitor>,
     /// Control requests waiting for a late answer (an `eval`, a `discard`).
     waiting: HashMap<Ticket, Sender<Reply>>,
     next_ticket: u64,
@@ -233,6 +236,7 @@ pub fn run(options: Options) -> Result<(), String> {
         task_manager: None,
         menu: None,
         monitor: None,
+        policy_monitor: None,
         waiting: HashMap::new(),
         next_ticket: 1,
         session: None,
@@ -819,10 +823,10 @@ impl App {
             return HashMap::new();
         };
         let renderers = running.tabs.renderers();
-        let monitor = match &mut self.monitor {
+        let monitor = match &mut self.policy_monitor {
             Some(monitor) => monitor,
             None => match procs::Monitor::new() {
-                Ok(monitor) => self.monitor.insert(monitor),
+                Ok(monitor) => self.policy_monitor.insert(monitor),
                 Err(e) => {
                     log::warn!("cannot measure the tabs' memory: {e}");
                     return HashMap::new();

@@ -102,7 +102,8 @@ mod tests {
         var location = { href: "https://a.example/" };
         var window = { scrollX: 0, scrollY: 3210 };
         var controls = [];
-        var document = { querySelectorAll: () => controls };
+        class Document { querySelectorAll() { return controls; } }
+        var document = new Document();
     "#;
 
     fn run(setup: &str, script: &str) -> String {
