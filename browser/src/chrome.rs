@@ -190,10 +190,10 @@ fn tab_strip(
                 unpinned_tab(ui, tab, active, state_now, width, actions)
             };
             state.tab_rects.push((tab.id, response.rect));
-            let status = status_line(tabs, tab, state_now, now);
+            // Built only while the hover shows: the strip is painted far more often.
             let response = response.on_hover_ui_at_pointer(|ui| {
                 ui.add(egui::Label::new(RichText::new(tab.label()).strong()).truncate());
-                if let Some(status) = &status {
+                if let Some(status) = status_line(tabs, tab, state_now, now) {
                     ui.label(
                         RichText::new(status)
                             .size(12.0)

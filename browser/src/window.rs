@@ -37,6 +37,8 @@ pub struct BrowserWindow {
     pub chrome: ChromeState,
     /// The content area in physical pixels, as last laid out.
     content: Bounds,
+    /// The window title last set (setting it writes an X property: only on change).
+    title: String,
 }
 
 impl BrowserWindow {
@@ -66,6 +68,7 @@ impl BrowserWindow {
             window,
             chrome: ChromeState::default(),
             content: Bounds::default(),
+            title: String::new(),
         };
         this.update_content_bounds(None);
         Ok(this)
@@ -163,7 +166,10 @@ impl BrowserWindow {
             Some(tab) => format!("{} — Warren", tab.label()),
             None => "Warren".to_owned(),
         };
-        self.window.window().set_title(&title);
+        if title != self.title {
+            self.window.window().set_title(&title);
+            self.title = title;
+        }
         let scale = self.window.pixels_per_point();
         self.update_content_bounds(Some(scale));
         actions

@@ -209,55 +209,62 @@ impl Up {
         );
     }
 
-    /// Reports whether the page is loading, once per change.
-    pub fn loading(self: &Rc<Self>, loading: bool) {
+    /// Sends `msg` unless the field `slot` picks already holds `value`, and records `value` there.
+    fn send_on_change<T: PartialEq>(
+        self: &Rc<Self>,
+        slot: impl FnOnce(&mut Inner) -> &mut T,
+        value: T,
+        msg: RendererToBrowser,
+    ) {
         let changed = {
             let mut inner = self.inner.borrow_mut();
-            let changed = inner.loading != Some(loading);
-            inner.loading = Some(loading);
+            let field = slot(&mut inner);
+            let changed = *field != value;
+            *field = value;
             changed
         };
         if changed {
-            self.send(RendererToBrowser::Loading(loading));
+            self.send(msg);
         }
+    }
+
+    /// Reports whether the page is loading, once per change.
+    pub fn loading(self: &Rc<Self>, loading: bool) {
+        self.send_on_change(
+            |i| &mut i.loading,
+            Some(loading),
+            RendererToBrowser::Loading(loading),
+        );
     }
 
     /// Reports the history buttons' state, once per change.
     pub fn history(self: &Rc<Self>, can_go_back: bool, can_go_forward: bool) {
-        let changed = {
-            let mut inner = self.inner.borrow_mut();
-            let changed = inner.history != Some((can_go_back, can_go_forward));
-            inner.history = Some((can_go_back, can_go_forward));
-            changed
-        };
-        if changed {
-            self.send(RendererToBrowser::HistoryChanged {
+        self.send_on_change(
+            |i| &mut i.history,
+            Some((can_go_back, can_go_forward)),
+            RendererToBrowser::HistoryChanged {
                 can_go_back,
                 can_go_forward,
-            });
-        }
+            },
+        );
     }
 
     /// Reports whether the page holds unsubmitted form edits, once per change.
     pub fn form_edited(self: &Rc<Self>, edited: bool) {
-        let changed = {
-            let mut inner = self.inner.borrow_mut();
-            std::mem::replace(&mut inner.form_edited, edited) != edited
-        };
-        if changed {
-            self.send(RendererToBrowser::FormEdited(edited));
-        }
+        self.send_on_change(
+            |i| &mut i.form_edited,
+            edited,
+            RendererToBrowser::FormEdited(edited),
+        );
     }
 
     /// Reports whether the page plays audio, once per change.
     pub fn playing_audio(self: &Rc<Self>, playing: bool) {
-        let changed = {
-            let mut inner = self.inner.borrow_mut();
-            std::mem::replace(&mut inner.playing_audio, playing) != playing
-        };
-        if changed {
-            self.send(RendererToBrowser::PlayingAudio(playing));
-        }
+        self.send_on_change(
+            |i| &mut i.playing_audio,
+            playing,
+            RendererToBrowser::PlayingAudio(playing),
+        );
     }
 
     /// Asks the browser for a new tab, unless the URL is too long or the page asked too often.

@@ -130,9 +130,10 @@ fn sources_of(name: &str) -> &'static [&'static str] {
     }
 }
 
-/// Checks that each binary exists and is not older than the newest `.rs` file it is built from
-/// (cargo relinks a binary whenever one of those changes, and leaves it alone otherwise).
-fn check_binaries(dir: &Path, names: &[&str]) -> Result<(), String> {
+/// Checks that each binary exists and is not older than the newest source it is built from (its
+/// `.rs` files, and the `.js` files the renderer embeds; cargo relinks a binary whenever one of
+/// those changes, and leaves it alone otherwise).
+pub(crate) fn check_binaries(dir: &Path, names: &[&str]) -> Result<(), String> {
     let root = workspace_root();
     for name in names {
         let path = dir.join(name);
@@ -148,7 +149,7 @@ fn check_binaries(dir: &Path, names: &[&str]) -> Result<(), String> {
             .map_err(|e| format!("mtime of {}: {e}", path.display()))?;
         let newest = sources_of(name)
             .iter()
-            .filter_map(|s| newest_rs(&root.join(s)))
+            .filter_map(|s| newest_source(&root.join(s)))
             .max_by_key(|(t, _)| *t);
         if let Some((source_time, source)) = &newest {
             if built < *source_time {
@@ -164,8 +165,9 @@ fn check_binaries(dir: &Path, names: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// The newest `.rs` file under `dir` and its modification time.
-fn newest_rs(dir: &Path) -> Option<(SystemTime, PathBuf)> {
+/// The newest source file (`.rs`, or `.js` embedded with `include_str!`) under `dir` and its
+/// modification time.
+fn newest_source(dir: &Path) -> Option<(SystemTime, PathBuf)> {
     let mut best: Option<(SystemTime, PathBuf)> = None;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -177,7 +179,7 @@ fn newest_rs(dir: &Path) -> Option<(SystemTime, PathBuf)> {
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
+            } else if path.extension().is_some_and(|e| e == "rs" || e == "js") {
                 if let Ok(t) = meta.modified() {
                     if best.as_ref().is_none_or(|(b, _)| t > *b) {
                         best = Some((t, path));

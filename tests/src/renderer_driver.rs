@@ -97,46 +97,11 @@ impl Drop for ParentWindow {
 /// The renderer binary, checked to exist and to be newer than its sources. (`crate::bin_path`
 /// checks the browser binary too, which these tests do not need.)
 pub fn renderer_path() -> PathBuf {
-    let path = crate::bin_dir().join("renderer");
-    let built = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| {
-            panic!(
-                "these tests need {} ({e}): run `cargo build --release -p warren-renderer`, or \
-                 point WARREN_BIN_DIR at it",
-                path.display()
-            )
-        });
-    let root = crate::workspace_root();
-    for dir in ["renderer/src", "ipc/src"] {
-        if let Some(source) = newer_source(&root.join(dir), built) {
-            panic!(
-                "{} is older than {}: run `cargo build --release -p warren-renderer` first",
-                path.display(),
-                source.display()
-            );
-        }
+    let dir = crate::bin_dir();
+    if let Err(why) = crate::check_binaries(&dir, &["renderer"]) {
+        panic!("{why}");
     }
-    path
-}
-
-/// A source file under `dir` (Rust or the renderer's embedded JavaScript) modified after `time`.
-fn newer_source(dir: &std::path::Path, time: std::time::SystemTime) -> Option<PathBuf> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).ok()?.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs" || e == "js")
-                && meta.modified().is_ok_and(|t| t > time)
-            {
-                return Some(path);
-            }
-        }
-    }
-    None
+    dir.join("renderer")
 }
 
 /// What one up read produced.
