@@ -38,6 +38,7 @@ help:
 	@echo "make run        build, then launch the browser; ARGS=... and URL=... are passed to it."
 	@echo "                Without \$$DISPLAY: private Xvfb, screenshot to target/warren-screenshot.png, exit."
 	@echo "make test       build, then every test (unit and end-to-end) under a private Xvfb"
+	@echo "make fuzz       fuzz the hostile-input parsers long (FUZZ_CASES per property, at most FUZZ_SECONDS each)"
 	@echo "make bench      build, then the benchmarks: task manager refresh cost; latencies, memory per tab, idle CPU"
 	@echo "make check      cargo fmt --check, clippy with warnings as errors, shellcheck of scripts/"
 	@echo "make install    install under PREFIX (default ~/.local) with a desktop entry and icons"
@@ -101,6 +102,30 @@ bench: build
 	$(CARGO) run --release -p warren-browser --example taskman_bench $(LOCKED) || status=1; \
 	echo "+ $(TARGET_DIR)/release/shell-bench $(BENCH_ARGS)"; \
 	$(TARGET_DIR)/release/shell-bench $(BENCH_ARGS) || status=1; \
+	exit "$$status"
+
+# Long runs of the property-based fuzz tests that `make test` runs briefly: browser/tests/fuzz.rs (up frames, renderer
+# messages, snapshots, control-socket lines, session files) and the renderer's WebKit session-state checks
+# (renderer/src/webkit_state_fuzz.rs). Each property runs FUZZ_CASES cases, or stops (passing) when its FUZZ_SECONDS are
+# up; `timeout` ends a run that hangs. A failing input is printed shrunk and saved next to its test file
+# (*.proptest-regressions), and later runs replay it first. Both groups run even if the first fails.
+FUZZ_CASES ?= 200000
+FUZZ_SECONDS ?= 120
+# The browser's fuzz file has 15 properties, two at a time: with margin, this is a hang, not a slow run.
+FUZZ_TIMEOUT = $$(( $(FUZZ_SECONDS) * 15 + 300 ))
+.PHONY: fuzz
+fuzz: deps
+	@status=0; \
+	export PROPTEST_CASES=$(FUZZ_CASES) WARREN_FUZZ_SECONDS=$(FUZZ_SECONDS); \
+	$(CARGO) test --release -p warren-browser --test fuzz $(LOCKED) --no-run; \
+	$(CARGO) test --release -p warren-renderer --bin renderer $(LOCKED) --no-run; \
+	echo "+ timeout $(FUZZ_TIMEOUT) $(CARGO) test --release -p warren-browser --test fuzz $(LOCKED) -- --nocapture"; \
+	timeout --kill-after=10 $(FUZZ_TIMEOUT) $(CARGO) test --release -p warren-browser --test fuzz $(LOCKED) -- --nocapture \
+	  || { echo "make fuzz: the browser's properties failed or hung (exit $$?)"; status=1; }; \
+	echo "+ timeout $(FUZZ_TIMEOUT) $(CARGO) test --release -p warren-renderer --bin renderer $(LOCKED) -- webkit_state::fuzz --nocapture"; \
+	timeout --kill-after=10 $(FUZZ_TIMEOUT) $(CARGO) test --release -p warren-renderer --bin renderer $(LOCKED) -- webkit_state::fuzz --nocapture \
+	  || { echo "make fuzz: the renderer's properties failed or hung (exit $$?)"; status=1; }; \
+	if [ "$$status" -ne 0 ]; then echo "make fuzz: FAILED (see above)"; else echo "make fuzz: no property failed"; fi; \
 	exit "$$status"
 
 # Every check runs even if an earlier one fails; the target fails if any did.

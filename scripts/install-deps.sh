@@ -9,6 +9,13 @@ packages=(
   libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 libgl1 libegl1 libgl1-mesa-dri fonts-dejavu-core
   # Headless runs and tests: a private X server, input, screenshots, window listing.
   xvfb xdotool imagemagick x11-utils
+  # The renderer sandbox: bubblewrap makes each renderer's namespaces and file view (and WebKit's
+  # own web-process sandbox uses it too, with xdg-dbus-proxy).
+  bubblewrap xdg-dbus-proxy
+  # What a desktop has, so the tests see it too: a session bus daemon and dbus-launch (dbus-x11),
+  # which GLib and GTK autolaunch when no session bus is running. The tests prove that renderers
+  # start none of it (issue 7, defect 10); without these packages that test would pass vacuously.
+  dbus dbus-daemon dbus-x11
   # Tests: a local HTTP server.
   python3
 )

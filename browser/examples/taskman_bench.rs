@@ -88,6 +88,7 @@ fn run(tabs: usize, refreshes: usize) -> Result<bool, String> {
     let query = |pss| Query {
         browser_pid: me,
         renderers: &renderers,
+        landlocked: &[],
         spares: &[],
         pss,
     };

@@ -20,10 +20,12 @@ use nix::sys::wait::WaitStatus;
 use warren_browser::cli::Options;
 use warren_browser::control::{self, ControlServer};
 use warren_browser::host::{self, HostLauncher, Waker};
+use warren_browser::procs::sampler::{self, Sampler, Watch};
 use warren_browser::profile::{self, Acquired, Profile};
 use warren_browser::protocol::{
     self, Command, DiscardResult, EvalResult, NewTabResult, Reply, TabInfo, VersionInfo,
 };
+use warren_browser::sandbox::Sandbox;
 use warren_browser::session::{self, SessionWriter};
 use warren_browser::tabs::{self, Answer, Effect, Outcome, TabState, Tabs, Ticket, Verb};
 use warren_browser::{memory, policy, procs, url_input};
@@ -42,6 +44,13 @@ use crate::window::{BrowserWindow, WindowOutcome};
 
 /// How often timers (pings, the lifecycle policy, the Task Manager, session saves) run.
 const TICK: Duration = Duration::from_secs(1);
+
+/// The renderers' events are handled at most this often. Each batch is coalesced (of a run of
+/// title or URL changes only the last is applied) and costs one repaint, so a renderer that
+/// sends a message every millisecond costs the UI thread 40 batches a second, not a thousand
+/// updates and repaints; its messages wait in its bounded queue meanwhile (and its reader stops
+/// reading when that is full). A person does not see 25 ms.
+const RENDERER_POLL_INTERVAL: Duration = Duration::from_millis(25);
 
 /// How long the browser waits, when it quits, for the tabs' states to save them.
 const SHUTDOWN_CAPTURE: Duration = Duration::from_secs(1);
@@ -90,6 +99,8 @@ struct Running {
 struct App {
     options: Options,
     profile: Profile,
+    /// How renderers are started; also holds the web processes' headless display.
+    sandbox: Arc<Sandbox>,
     /// Holds every renderer's private runtime directory; removed when the browser exits.
     _runtime_root: tempfile::TempDir,
     runtime_dir: PathBuf,
@@ -101,11 +112,9 @@ struct App {
     running: Option<Running>,
     task_manager: Option<TaskManagerWindow>,
     menu: Option<TabMenu>,
-    /// Measures processes for `task_manager` requests. Each reader has its own monitor: CPU % is
-    /// over the interval since the same monitor's previous reading.
-    monitor: Option<procs::Monitor>,
-    /// Measures the tabs' footprints for `--memory-budget`.
-    policy_monitor: Option<procs::Monitor>,
+    /// Measures the process tree off the UI thread, for `task_manager` requests, the Task
+    /// Manager window and `--memory-budget`; started when first needed.
+    sampler: Option<Sampler>,
     /// Control requests waiting for a late answer (an `eval`, a `discard`).
     waiting: HashMap<Ticket, Sender<Reply>>,
     next_ticket: u64,
@@ -113,6 +122,10 @@ struct App {
     saved_generation: Option<u64>,
     repaint_at: Option<Instant>,
     next_tick: Instant,
+    /// When the renderers' events were last handled ([`RENDERER_POLL_INTERVAL`]).
+    renderers_polled_at: Instant,
+    /// Events arrived before the interval was over: they are handled at this time.
+    renderer_poll_at: Option<Instant>,
     /// Set when the browser is quitting: it waits until the tabs' states arrived or this passes.
     quit_deadline: Option<Instant>,
 }
@@ -145,6 +158,17 @@ pub fn run(options: Options) -> Result<(), String> {
             }
         })
     };
+
+    // Before the reaper starts: the check runs bubblewrap once and waits for it itself.
+    let private = [
+        Some(options.profile.clone()),
+        options.control_socket.clone(),
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+    ];
+    let sandbox = Arc::new(Sandbox::detect(
+        options.sandbox,
+        private.into_iter().flatten().collect(),
+    ));
 
     let (reaped_tx, reaped_rx) = unbounded();
     {
@@ -219,6 +243,7 @@ pub fn run(options: Options) -> Result<(), String> {
     let mut app = App {
         options,
         profile,
+        sandbox,
         _runtime_root: runtime_root,
         runtime_dir,
         waker,
@@ -235,14 +260,15 @@ pub fn run(options: Options) -> Result<(), String> {
         running: None,
         task_manager: None,
         menu: None,
-        monitor: None,
-        policy_monitor: None,
+        sampler: None,
         waiting: HashMap::new(),
         next_ticket: 1,
         session: None,
         saved_generation: None,
         repaint_at: None,
         next_tick: Instant::now() + TICK,
+        renderers_polled_at: Instant::now(),
+        renderer_poll_at: None,
         quit_deadline: None,
     };
     let result = event_loop
@@ -274,7 +300,8 @@ fn remove_stale_runtime_dirs(base: &std::path::Path) {
             .metadata()
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == nix::unistd::getuid().as_raw());
         if !alive && ours.unwrap_or(false) {
-            let _ = std::fs::remove_dir_all(entry.path());
+            // Renderers controlled what is in there: removed without recursion, off this thread.
+            warren_browser::sandbox::cleanup::remove_in_background(entry.path());
         }
     }
 }
@@ -309,6 +336,7 @@ impl ApplicationHandler<UserEvent> for App {
             website_data_dir: self.profile.website_data_dir.clone(),
             cookie_file: self.profile.cookie_file.clone(),
             waker: self.waker.clone(),
+            sandbox: Arc::clone(&self.sandbox),
         };
         let now = Instant::now();
         let mut tabs = Tabs::new(Box::new(launcher), now);
@@ -387,6 +415,11 @@ impl ApplicationHandler<UserEvent> for App {
             self.repaint_at = None;
             self.request_redraw();
         }
+        if self.renderer_poll_at.is_some_and(|t| now >= t) {
+            // Renderer events held back: the next drain handles them.
+            self.renderer_poll_at = None;
+            (self.waker)();
+        }
         if let Some(deadline) = self.quit_deadline {
             let capturing = self.running.as_ref().is_some_and(|r| r.tabs.capturing());
             if !capturing || now >= deadline {
@@ -397,6 +430,7 @@ impl ApplicationHandler<UserEvent> for App {
         let mut wake_at = self.next_tick;
         for t in [
             self.repaint_at,
+            self.renderer_poll_at,
             self.quit_deadline,
             self.running.as_ref().and_then(|r| r.tabs.next_deadline()),
         ]
@@ -662,8 +696,7 @@ impl App {
                 return;
             }
             Command::TaskManager => {
-                let answer = self.task_manager_answer();
-                let _ = reply.send(answer);
+                self.task_manager_request(reply);
                 return;
             }
             Command::Shutdown => {
@@ -717,29 +750,92 @@ impl App {
         Ticket(self.next_ticket)
     }
 
-    /// Measures the browser's process tree for `task_manager` (with PSS).
-    fn task_manager_answer(&mut self) -> Reply {
+    /// The process sampler, started on first use.
+    fn sampler(&mut self) -> Result<&Sampler, String> {
+        let sampler = match self.sampler.take() {
+            Some(sampler) => sampler,
+            None => {
+                let monitor = procs::Monitor::new().map_err(|e| e.to_string())?;
+                let waker = self.waker.clone();
+                Sampler::start(monitor, std::process::id(), move || waker())
+                    .map_err(|e| format!("cannot start the process sampler thread: {e}"))?
+            }
+        };
+        Ok(self.sampler.insert(sampler))
+    }
+
+    /// Answers `task_manager` with a fresh measurement (with PSS), made and sent on the sampler's
+    /// thread: the UI thread never waits for it.
+    fn task_manager_request(&mut self, reply: crossbeam_channel::Sender<Reply>) {
         let Some(running) = self.running.as_ref() else {
-            return Err("the browser window is not open yet".into());
+            let _ = reply.send(Err("the browser window is not open yet".into()));
+            return;
         };
         let renderers = running.tabs.renderers();
-        let monitor = match &mut self.monitor {
-            Some(monitor) => monitor,
-            None => self
-                .monitor
-                .insert(procs::Monitor::new().map_err(|e| e.to_string())?),
+        let landlocked = running.tabs.landlocked();
+        let titles: HashMap<TabId, String> = running
+            .tabs
+            .iter()
+            .map(|t| (t.id, t.label().to_owned()))
+            .collect();
+        match self.sampler() {
+            Ok(sampler) => sampler.request(
+                renderers,
+                landlocked,
+                Box::new(move |sample| {
+                    let answer = sample.map(|s| {
+                        s.snapshot
+                            .to_task_manager(|id| titles.get(&id).cloned())
+                            .into()
+                    });
+                    let _ = reply.send(answer);
+                }),
+            ),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Tells the sampler which renderers exist and what to measure every second: the Task
+    /// Manager window's figures while it is open, the tabs' footprints for `--memory-budget`.
+    fn update_sampler(&mut self) {
+        let window = self.task_manager.as_ref().map(TaskManagerWindow::watch);
+        let budget = self.options.lifecycle.memory_budget_kb.is_some();
+        let watch = Watch {
+            periodic: window.is_some() || budget,
+            pss: window.is_some_and(|w| w.pss),
         };
-        let query = procs::Query {
-            browser_pid: std::process::id(),
-            renderers: &renderers,
-            spares: &[],
-            pss: true,
+        if !watch.periodic && self.sampler.is_none() {
+            return;
+        }
+        let (renderers, landlocked) = self
+            .running
+            .as_ref()
+            .map(|r| (r.tabs.renderers(), r.tabs.landlocked()))
+            .unwrap_or_default();
+        match self.sampler() {
+            Ok(sampler) => {
+                sampler.set_renderers(renderers);
+                sampler.set_landlocked(landlocked);
+                sampler.watch(watch);
+            }
+            Err(e) => log::warn!("cannot measure processes: {e}"),
+        }
+    }
+
+    /// Shows the sampler's latest reading in the Task Manager window, if it is new.
+    fn show_latest_sample(&mut self, now: Instant) {
+        let (Some(tm), Some(running), Some(sampler)) = (
+            self.task_manager.as_mut(),
+            self.running.as_ref(),
+            self.sampler.as_ref(),
+        ) else {
+            return;
         };
-        let snapshot = monitor.refresh(&query).map_err(|e| e.to_string())?;
-        let tabs = &running.tabs;
-        Ok(snapshot
-            .to_task_manager(|id| tabs.get(id).map(|t| t.label().to_owned()))
-            .into())
+        if let Some(sample) = sampler.latest() {
+            tm.show(&sample, &running.tabs, now);
+        }
     }
 
     // ----- inputs and timers -----
@@ -754,10 +850,7 @@ impl App {
                 running.tabs.reaped(pid, &how);
             }
         }
-        let more = self
-            .running
-            .as_mut()
-            .is_some_and(|r| r.tabs.poll_renderers(now));
+        let more = self.poll_renderers(now);
         while let Ok(shortcut) = self.inbox.shortcuts.try_recv() {
             self.shortcut(shortcut, event_loop);
         }
@@ -782,10 +875,27 @@ impl App {
             log::info!("{signal}: shutting down");
             self.quit(now);
         }
+        self.show_latest_sample(now);
         self.after_change();
         if more {
             (self.waker)();
         }
+    }
+
+    /// Handles the renderers' events, unless they were handled less than
+    /// [`RENDERER_POLL_INTERVAL`] ago: then they are handled when it is over. Returns whether
+    /// events are left.
+    fn poll_renderers(&mut self, now: Instant) -> bool {
+        let due = self.renderers_polled_at + RENDERER_POLL_INTERVAL;
+        if now < due {
+            self.renderer_poll_at = Some(due);
+            return false;
+        }
+        self.renderer_poll_at = None;
+        self.renderers_polled_at = now;
+        self.running
+            .as_mut()
+            .is_some_and(|r| r.tabs.poll_renderers(now))
     }
 
     fn tick(&mut self, now: Instant) {
@@ -797,9 +907,8 @@ impl App {
             self.run_policy(now);
             self.save_session(now);
         }
-        if let (Some(tm), Some(running)) = (self.task_manager.as_mut(), self.running.as_ref()) {
-            tm.refresh(&running.tabs, false, now);
-        }
+        self.update_sampler();
+        self.show_latest_sample(now);
     }
 
     /// Runs the lifecycle policy over the tabs and carries out its plan.
@@ -817,38 +926,29 @@ impl App {
         running.tabs.enforce(plan, now);
     }
 
-    /// Every tab's renderer tree footprint, for the memory budget.
+    /// Every tab's renderer tree footprint, for the memory budget, from the sampler's latest
+    /// reading (at most about two seconds old: the sampler measures every second while a budget
+    /// is set). A tab whose renderer is newer than the reading has no figure yet.
     fn tab_footprints(&mut self) -> HashMap<TabId, u64> {
-        let Some(running) = self.running.as_ref() else {
+        self.update_sampler();
+        let (Some(running), Some(sampler)) = (self.running.as_ref(), self.sampler.as_ref()) else {
             return HashMap::new();
         };
-        let renderers = running.tabs.renderers();
-        let monitor = match &mut self.policy_monitor {
-            Some(monitor) => monitor,
-            None => match procs::Monitor::new() {
-                Ok(monitor) => self.policy_monitor.insert(monitor),
-                Err(e) => {
-                    log::warn!("cannot measure the tabs' memory: {e}");
-                    return HashMap::new();
-                }
-            },
+        let Some(sample) = sampler
+            .latest()
+            .filter(|s| s.started.elapsed() < sampler::INTERVAL * 5)
+        else {
+            return HashMap::new();
         };
-        let query = procs::Query {
-            browser_pid: std::process::id(),
-            renderers: &renderers,
-            spares: &[],
-            pss: false,
-        };
-        match monitor.refresh(&query) {
-            Ok(snapshot) => renderers
-                .iter()
-                .filter_map(|(id, _)| snapshot.tab(*id).map(|t| (*id, t.sum.memory_kb)))
-                .collect(),
-            Err(e) => {
-                log::warn!("cannot measure the tabs' memory: {e}");
-                HashMap::new()
-            }
-        }
+        running
+            .tabs
+            .renderers()
+            .into_iter()
+            .filter_map(|(id, pid)| {
+                let tab = sample.snapshot.tab(id)?;
+                (tab.renderer_pid == pid).then_some((id, tab.sum.memory_kb))
+            })
+            .collect()
     }
 
     /// Hands the session to the writer thread when it changed (at most once per tick).
@@ -989,9 +1089,16 @@ impl App {
             tm.raise();
             return;
         }
+        // A recent reading is shown at once; the sampler measures for the window from now on.
+        let latest = self
+            .sampler
+            .as_ref()
+            .and_then(Sampler::latest)
+            .filter(|s| s.started.elapsed() < sampler::INTERVAL * 2);
         match TaskManagerWindow::open(
             event_loop,
             self.repaint_callback(Surface::TaskManager),
+            latest.as_deref(),
             &running.tabs,
             now,
         ) {
@@ -1001,12 +1108,14 @@ impl App {
             }
             Err(e) => log::error!("cannot open the Task Manager: {e}"),
         }
+        self.update_sampler();
     }
 
     fn close_task_manager(&mut self) {
         if let Some(mut tm) = self.task_manager.take() {
             tm.destroy();
         }
+        self.update_sampler();
     }
 
     fn task_manager_event(&mut self, event: &WindowEvent, now: Instant) {
@@ -1044,12 +1153,17 @@ impl App {
                 }
                 if acted {
                     self.after_change();
-                    if let (Some(tm), Some(running)) =
-                        (self.task_manager.as_mut(), self.running.as_ref())
-                    {
-                        tm.refresh(&running.tabs, true, now);
+                    // A new reading shows the result (a tree ended, a tab frozen) without waiting
+                    // for the next second.
+                    if let Some(tm) = self.task_manager.as_mut() {
+                        tm.force_next();
+                    }
+                    if let Some(sampler) = &self.sampler {
+                        sampler.refresh_soon();
                     }
                 }
+                // The PSS column may have been switched on or off.
+                self.update_sampler();
             }
         }
     }

@@ -165,6 +165,28 @@ struct Cli {
     #[arg(long, help = "Do not restore the previous session.")]
     no_restore: bool,
 
+    #[arg(
+        long,
+        help = "Run renderers without their sandbox (for debugging): a page that takes\n\
+                over its renderer gets your full rights. Prints a warning."
+    )]
+    no_sandbox: bool,
+
+    #[arg(
+        long,
+        help = "Start one renderer through the real launch path in a probe mode, try\n\
+                what its sandbox must deny and what it must allow, print the results\n\
+                as a table and exit (status 1 if a row is not as expected)."
+    )]
+    sandbox_self_test: bool,
+
+    #[arg(
+        long,
+        requires = "sandbox_self_test",
+        help = "With --sandbox-self-test: print JSON."
+    )]
+    json: bool,
+
     #[arg(short, long, action = ArgAction::Help, help = "Show this help.")]
     help: Option<bool>,
 
@@ -239,6 +261,11 @@ pub struct Options {
     pub lifecycle: policy::Config,
     /// Whether to restore the previous session (`--no-restore` turns it off).
     pub restore: bool,
+    /// Whether renderers run in their sandbox (`--no-sandbox` turns it off).
+    pub sandbox: bool,
+    /// `--sandbox-self-test`: probe the sandbox instead of running the browser; `Some(true)`
+    /// with `--json`.
+    pub self_test: Option<bool>,
 }
 
 /// What the command line asks for.
@@ -327,6 +354,8 @@ where
             discard_after: cli.discard_after.0,
         },
         restore: !cli.no_restore,
+        sandbox: !cli.no_sandbox,
+        self_test: cli.sandbox_self_test.then_some(cli.json),
     }))
 }
 
@@ -473,6 +502,8 @@ mod tests {
                     discard_after: Some(Duration::from_secs(600)),
                 },
                 restore: false,
+                sandbox: true,
+                self_test: None,
             }
         );
         assert_eq!(

@@ -578,6 +578,7 @@ mod tests {
             pss_kb: None,
             cpu_percent,
             sandboxed: false,
+            sandbox: Vec::new(),
             name: "x".to_owned(),
             threads: 1,
             fds: Some(3),

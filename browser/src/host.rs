@@ -10,22 +10,25 @@
 //!   every frame ([`crate::validate`]), and forwards valid messages through a bounded channel; when
 //!   that channel is full the reader stops reading, so a fast renderer is slowed down, never
 //!   buffered without bound. File descriptors sent along are closed and end the renderer.
-//! * Each renderer has a **writer** thread that waits for the renderer's Hello, connects to its
-//!   one-shot server, sends the [`Launch`], then drains the outbound queue into ipc-channel (whose
-//!   sends block while a frozen renderer does not read).
+//! * Each renderer has a **writer** thread that sends the [`Launch`] on the channel the renderer
+//!   inherited as descriptor [`warren_ipc::DOWN_FD`] (no socket is ever reached by a name a
+//!   renderer chose), then drains the outbound queue into ipc-channel (whose sends block while a
+//!   frozen renderer does not read).
 //! * One **reaper** thread for the whole browser blocks in `waitpid(-1)`: the browser is a child
 //!   subreaper, so it also reaps the WebKit helpers orphaned when their renderer dies.
 //!
 //! Renderers are spawned from the UI (main) thread, which lives as long as the browser, because
-//! `PR_SET_PDEATHSIG` fires when the spawning *thread* exits.
+//! `PR_SET_PDEATHSIG` fires when the spawning *thread* exits. How a renderer is started (its
+//! sandbox, environment and descriptors) is [`crate::sandbox`]'s business; the host holds the
+//! started process by a pidfd, and a guard ends it if anything fails before the host exists.
 
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -38,7 +41,10 @@ use nix::unistd::Pid;
 use warren_ipc::frame::FrameDecoder;
 use warren_ipc::{BrowserToRenderer, Launch, RendererToBrowser, TabId, ViewSetup};
 
-use crate::validate::{self, ServerSocket, Validator};
+use crate::sandbox::cleanup::remove_in_background;
+use crate::sandbox::pidfd::Pidfd;
+use crate::sandbox::{Sandbox, Spec};
+use crate::validate::{self, Validator};
 
 /// Wakes the UI loop; called after events were queued. Must not block.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -62,11 +68,19 @@ pub enum HostEvent {
 
 /// One running renderer process and its two channels.
 pub struct RendererHost {
-    pid: Pid,
+    /// The process the browser started: bubblewrap (the sandbox's root) or, without namespaces,
+    /// the renderer itself. Ending it ends the tab.
+    root: Pidfd,
+    /// The renderer's own pid once known (inside the sandbox it is a descendant of `root`); 0
+    /// until the renderer's Hello.
+    renderer_pid: Arc<AtomicU32>,
+    /// Whether `root` is bubblewrap: its PID namespace holds every process of the tab.
+    namespaces: bool,
     outbound: Sender<BrowserToRenderer>,
     events: Receiver<HostEvent>,
     /// The browser's end of the up socket, kept to shut it down so the reader wakes and exits.
     socket: UnixStream,
+    /// The private runtime directory of a renderer without namespaces (empty otherwise).
     runtime_dir: PathBuf,
     killed: bool,
     reaped: bool,
@@ -77,80 +91,80 @@ pub struct RendererHost {
 }
 
 impl RendererHost {
-    /// Starts `renderer` for `tab_id` in a fresh private runtime directory under `runtime_root`
-    /// (which must be canonical). Returns once the process exists; the handshake continues on the
-    /// host's threads.
+    /// Starts a renderer for `tab_id` through `sandbox`. `runtime_root` (canonical) holds the
+    /// private runtime directory of a renderer that runs without namespaces; `files` are the
+    /// files the user opened in the tab. Returns once the process exists; the handshake goes on
+    /// on the host's threads.
     pub fn spawn(
+        sandbox: &Sandbox,
         renderer: &Path,
         runtime_root: &Path,
         tab_id: TabId,
         view: ViewSetup,
+        files: &[PathBuf],
         waker: Waker,
     ) -> io::Result<Self> {
-        let runtime_dir = runtime_root.join(format!("tab-{tab_id}-{}", unique_suffix()));
-        std::fs::DirBuilder::new()
-            .mode_0700()
-            .create(&runtime_dir)?;
+        let namespaces = sandbox.uses_namespaces();
+        let runtime_dir = if namespaces {
+            PathBuf::new()
+        } else {
+            let dir = runtime_root.join(format!("tab-{tab_id}-{}", unique_suffix()));
+            std::fs::DirBuilder::new().mode_0700().create(&dir)?;
+            dir
+        };
+        // From here on a failure removes the directory (and, once it exists, ends the process).
+        let mut cleanup = Cleanup {
+            runtime_dir: runtime_dir.clone(),
+            root: None,
+        };
 
         let (browser_end, renderer_end) = UnixStream::pair()?;
-        let child_fd = renderer_end.as_raw_fd();
-        let mut command = Command::new(renderer);
-        command
-            .env(warren_ipc::ENV_TAB_ID, tab_id.to_string())
-            .env("GDK_BACKEND", "x11")
-            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-            .env("TMPDIR", &runtime_dir)
-            .stdin(Stdio::null());
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe calls (dup2, fcntl, setpgid, prctl).
-        unsafe {
-            command.pre_exec(move || child_setup(child_fd));
-        }
-        // Held while std forks and, if exec fails, reaps the child itself: the reaper must not
-        // take that child's status first (std would panic).
-        let spawned = {
-            let _guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            command.spawn()
-        };
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) => {
-                remove_in_background(runtime_dir);
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("cannot start the renderer {}: {e}", renderer.display()),
-                ));
-            }
-        };
-        drop(renderer_end);
-        let pid = Pid::from_raw(child.id() as i32);
+        let (launch_tx, launch_rx) = ipc::channel::<Launch>()?;
+        let command = sandbox.command(Spec {
+            renderer,
+            tab_id,
+            up: OwnedFd::from(renderer_end),
+            down: OwnedFd::from(launch_rx),
+            website_data_dir: &view.website_data_dir,
+            files,
+            runtime_dir: &runtime_dir,
+            probe: None,
+        });
+        let (child, root) = spawn_held(command).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot start the renderer {}: {e}", renderer.display()),
+            )
+        })?;
         // The reaper thread owns reaping; std's handle is not used again.
         drop(child);
-        reaper_nudge();
+        cleanup.root = Some(root);
 
         let (outbound_tx, outbound_rx) = bounded(OUTBOUND_CAPACITY);
         let (events_tx, events_rx) = bounded(EVENTS_CAPACITY);
-        let (hello_tx, hello_rx) = bounded::<ServerSocket>(1);
-
         let evals = Arc::new(Mutex::new(HashSet::new()));
+        let renderer_pid = Arc::new(AtomicU32::new(0));
         let reader_socket = browser_end.try_clone()?;
         {
             let events_tx = events_tx.clone();
             let waker = waker.clone();
-            let runtime_dir = runtime_dir.clone();
             let evals = Arc::clone(&evals);
+            let found = Arc::clone(&renderer_pid);
+            let root_pid = cleanup.root.as_ref().map_or(0, Pidfd::pid);
+            let renderer = renderer.to_path_buf();
             thread::Builder::new()
                 .name(format!("tab{tab_id}-reader"))
                 .spawn(move || {
-                    let reason = read_loop(
-                        reader_socket,
-                        tab_id,
-                        &runtime_dir,
-                        &evals,
-                        &events_tx,
-                        &hello_tx,
-                        &waker,
-                    );
+                    let on_hello = || {
+                        let pid = if namespaces {
+                            find_renderer(root_pid, &renderer).unwrap_or(root_pid)
+                        } else {
+                            root_pid
+                        };
+                        found.store(pid, Ordering::Release);
+                    };
+                    let reason =
+                        read_loop(reader_socket, tab_id, &evals, &events_tx, on_hello, &waker);
                     let _ = events_tx.send(reason);
                     waker();
                 })?;
@@ -158,14 +172,18 @@ impl RendererHost {
         thread::Builder::new()
             .name(format!("tab{tab_id}-writer"))
             .spawn(move || {
-                if let Err(reason) = write_loop(tab_id, view, &hello_rx, &outbound_rx) {
+                if let Err(reason) = write_loop(tab_id, view, launch_tx, &outbound_rx) {
                     let _ = events_tx.send(HostEvent::Violation(reason));
                     waker();
                 }
             })?;
 
+        let root = cleanup.root.take().expect("set above");
+        let runtime_dir = std::mem::take(&mut cleanup.runtime_dir);
         Ok(Self {
-            pid,
+            root,
+            renderer_pid,
+            namespaces,
             outbound: outbound_tx,
             events: events_rx,
             socket: browser_end,
@@ -177,8 +195,18 @@ impl RendererHost {
         })
     }
 
+    /// The renderer's pid: the renderer process itself once it said Hello (inside the sandbox
+    /// it is a descendant of bubblewrap), the started process before that.
     pub fn pid(&self) -> u32 {
-        self.pid.as_raw() as u32
+        match self.renderer_pid.load(Ordering::Acquire) {
+            0 => self.root.pid(),
+            pid => pid,
+        }
+    }
+
+    /// The process the browser started (bubblewrap, or the renderer without namespaces).
+    pub fn root_pid(&self) -> u32 {
+        self.root.pid()
     }
 
     /// Queues a message without blocking. `Err` means the renderer is not reading (its queue is
@@ -207,8 +235,8 @@ impl RendererHost {
         !self.events.is_empty()
     }
 
-    /// Records that the reaper collected this renderer's exit status: its pid may now be reused,
-    /// so [`RendererHost::kill`] no longer signals it by pid.
+    /// Records that the reaper collected the started process's exit status: its pid may now be
+    /// reused, so [`RendererHost::kill`] no longer signals its descendants by pid.
     pub fn mark_reaped(&mut self) {
         self.reaped = true;
     }
@@ -220,13 +248,19 @@ impl RendererHost {
             return;
         }
         self.killed = true;
-        if self.reaped {
+        let group = Pid::from_raw(self.root.pid() as i32);
+        if self.namespaces {
+            // bubblewrap's init in the tab's PID namespace dies with it (`--die-with-parent`),
+            // and the kernel then kills every process of the namespace, escaped grandchildren
+            // included.
+            let _ = self.root.signal(Signal::SIGKILL);
+        } else if self.reaped {
             // The leader is gone but its group id stays reserved while WebKit's helpers are in it.
-            let _ = killpg(self.pid, Signal::SIGKILL);
+            let _ = killpg(group, Signal::SIGKILL);
         } else {
-            let tree = crate::procs::descendants(self.pid.as_raw() as u32);
-            let _ = killpg(self.pid, Signal::SIGKILL);
-            let _ = kill(self.pid, Signal::SIGKILL);
+            let tree = crate::procs::descendants(self.root.pid());
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = self.root.signal(Signal::SIGKILL);
             for pid in tree {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
@@ -244,20 +278,32 @@ impl RendererHost {
     /// Sends `signal` to the renderer's whole tree: its process group, and every descendant that
     /// left the group. Once the leader is reaped only the group is signalled (its pid may be reused).
     fn signal_tree(&self, signal: Signal) -> nix::Result<()> {
+        let group = Pid::from_raw(self.root.pid() as i32);
         if self.reaped {
-            return killpg(self.pid, signal);
+            return killpg(group, signal);
         }
-        let group = killpg(self.pid, signal);
-        for pid in crate::procs::descendants(self.pid.as_raw() as u32) {
+        // Inside the sandbox the processes are in sessions of their own: signal each one.
+        let first = if self.namespaces {
+            self.root
+                .signal(signal)
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ESRCH)))
+        } else {
+            killpg(group, signal)
+        };
+        for pid in crate::procs::descendants(self.root.pid()) {
             let _ = kill(Pid::from_raw(pid as i32), signal);
         }
-        group
+        first
     }
 }
 
 impl crate::tabs::Renderer for RendererHost {
     fn pid(&self) -> u32 {
         RendererHost::pid(self)
+    }
+
+    fn root_pid(&self) -> u32 {
+        RendererHost::root_pid(self)
     }
 
     fn send(&self, msg: BrowserToRenderer) -> Result<(), &'static str> {
@@ -305,7 +351,7 @@ impl crate::tabs::Renderer for RendererHost {
         if self.reaped || self.killed {
             return None;
         }
-        crate::procs::tree_footprint_kb(self.pid())
+        crate::procs::tree_footprint_kb(self.root.pid())
     }
 }
 
@@ -321,6 +367,8 @@ pub struct HostLauncher {
     pub website_data_dir: PathBuf,
     pub cookie_file: PathBuf,
     pub waker: Waker,
+    /// How renderers are started (their sandbox).
+    pub sandbox: Arc<Sandbox>,
 }
 
 impl crate::tabs::Launcher for HostLauncher {
@@ -339,14 +387,20 @@ impl crate::tabs::Launcher for HostLauncher {
             restore: start.restore,
         };
         RendererHost::spawn(
+            &self.sandbox,
             &self.renderer,
             &self.runtime_root,
             id,
             view,
+            &start.files,
             self.waker.clone(),
         )
         .map(|host| Box::new(host) as Box<dyn crate::tabs::Renderer>)
         .map_err(|e| e.to_string())
+    }
+
+    fn file_views(&self) -> bool {
+        self.sandbox.uses_namespaces()
     }
 }
 
@@ -355,6 +409,14 @@ impl crate::tabs::Launcher for HostLauncher {
 pub fn describe_exit(status: WaitStatus) -> Option<String> {
     match status {
         WaitStatus::Exited(_, 0) => Some("exited".to_owned()),
+        // bubblewrap (the sandbox's first process) reports a renderer killed by signal N as exit
+        // status 128 + N; the renderer itself never exits with such a status.
+        WaitStatus::Exited(_, code) if (129..=192).contains(&code) => {
+            match Signal::try_from(code - 128) {
+                Ok(signal) => Some(format!("was killed by {signal}")),
+                Err(_) => Some(format!("exited with status {code}")),
+            }
+        }
         WaitStatus::Exited(_, code) => Some(format!("exited with status {code}")),
         WaitStatus::Signaled(_, signal, _) => Some(format!("was killed by {signal}")),
         _ => None,
@@ -368,51 +430,62 @@ impl Drop for RendererHost {
     }
 }
 
-/// Removes a renderer's runtime directory off the UI thread: the renderer controls what is in it
-/// (it could hold millions of files).
-fn remove_in_background(dir: PathBuf) {
-    if dir.as_os_str().is_empty() {
-        return;
-    }
-    let spawned = thread::Builder::new()
-        .name("cleanup".into())
-        .spawn(move || {
-            let _ = std::fs::remove_dir_all(&dir);
-        });
-    if let Err(e) = spawned {
-        log::warn!("cannot start a cleanup thread: {e}");
+/// Undoes a half-done spawn: ends the started process and removes its runtime directory, unless
+/// the host took them over.
+struct Cleanup {
+    runtime_dir: PathBuf,
+    root: Option<Pidfd>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(root) = &self.root {
+            // A renderer without a host would run on unseen; end it (and, through its namespace
+            // or group, what it started).
+            let _ = root.signal(Signal::SIGKILL);
+            let _ = killpg(Pid::from_raw(root.pid() as i32), Signal::SIGKILL);
+        }
+        remove_in_background(std::mem::take(&mut self.runtime_dir));
     }
 }
 
-/// Runs in the forked child: put the up socket on [`warren_ipc::UP_FD`] (inheritable), make the
-/// renderer the leader of its own process group, and tie its life to the browser.
-fn child_setup(child_fd: RawFd) -> io::Result<()> {
-    let up = warren_ipc::UP_FD;
-    // SAFETY: plain syscalls on descriptors this process owns; async-signal-safe.
-    unsafe {
-        if child_fd == up {
-            let flags = libc::fcntl(up, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(up, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        } else if libc::dup2(child_fd, up) < 0 {
-            return Err(io::Error::last_os_error());
+/// Spawns `command` under the spawn lock and opens a pidfd for it before the reaper can collect
+/// it (so the pidfd names this child, never a later process with its pid).
+fn spawn_held(mut command: Command) -> io::Result<(Child, Pidfd)> {
+    let _guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let child = command.spawn()?;
+    let pidfd = match Pidfd::open(child.id()) {
+        Ok(pidfd) => pidfd,
+        Err(e) => {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            return Err(e);
         }
-        if libc::setpgid(0, 0) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    };
+    drop(_guard);
+    reaper_nudge();
+    Ok((child, pidfd))
+}
+
+/// Spawns a helper process of the browser's own (the web processes' headless display) under the
+/// spawn lock, which [`start_reaper`] needs.
+pub fn spawn_locked(command: &mut Command) -> io::Result<Child> {
+    let child = {
+        let _guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        command.spawn()?
+    };
+    reaper_nudge();
+    Ok(child)
+}
+
+/// The renderer process inside a sandbox rooted at `root`: the first descendant whose executable
+/// is the renderer's file (same device and inode, as bind mounts keep them).
+fn find_renderer(root: u32, renderer: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(renderer).ok()?;
+    crate::procs::descendants(root).into_iter().find(|pid| {
+        std::fs::metadata(format!("/proc/{pid}/exe"))
+            .is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
+    })
 }
 
 fn unique_suffix() -> u64 {
@@ -437,12 +510,12 @@ impl DirBuilderExt0700 for std::fs::DirBuilder {
 fn read_loop(
     socket: UnixStream,
     tab_id: TabId,
-    runtime_dir: &Path,
     evals: &Mutex<HashSet<u64>>,
     events: &Sender<HostEvent>,
-    hello: &Sender<ServerSocket>,
+    on_hello: impl FnOnce(),
     waker: &Waker,
 ) -> HostEvent {
+    let mut on_hello = Some(on_hello);
     let violation = |what: String| HostEvent::Violation(what);
     // The deadline holds for the whole handshake, not for each read: a byte every few seconds
     // does not keep a silent renderer alive.
@@ -470,23 +543,25 @@ fn read_loop(
         };
         decoder.push(&buf[..n]);
         loop {
+            let buffered = decoder.buffered();
             let frame = match decoder.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => return violation(format!("sent a bad frame: {e}")),
             };
-            if let Err(e) = validator.check(&frame, Instant::now()) {
+            // The frame's size on the wire, for the byte budget.
+            let wire_len = buffered.saturating_sub(decoder.buffered());
+            if let Err(e) = validator.check(&frame, wire_len, Instant::now()) {
                 return violation(format!("sent an invalid message: {e}"));
             }
             match frame.msg {
-                RendererToBrowser::Hello { server_name } => {
-                    let server = match validate::check_server_name(&server_name, runtime_dir) {
-                        Ok(server) => server,
-                        Err(e) => return violation(format!("sent an invalid message: {e}")),
-                    };
+                RendererToBrowser::Hello => {
                     greeted = true;
-                    if socket.set_read_timeout(None).is_err() || hello.send(server).is_err() {
+                    if socket.set_read_timeout(None).is_err() {
                         return HostEvent::Disconnected;
+                    }
+                    if let Some(f) = on_hello.take() {
+                        f();
                     }
                 }
                 msg => {
@@ -510,6 +585,21 @@ fn read_loop(
             }
         }
     }
+}
+
+/// The reader thread's loop on `socket`, for property tests of the up channel (descriptors,
+/// bytes, frames): every valid message goes to `events`, the final event is returned.
+#[doc(hidden)]
+pub fn read_up_channel(socket: UnixStream, tab_id: TabId, events: &Sender<HostEvent>) -> HostEvent {
+    let waker: Waker = Arc::new(|| {});
+    read_loop(
+        socket,
+        tab_id,
+        &Mutex::new(HashSet::new()),
+        events,
+        || {},
+        &waker,
+    )
 }
 
 enum RecvError {
@@ -547,19 +637,14 @@ fn recv_refusing_fds(fd: RawFd, buf: &mut [u8]) -> Result<usize, RecvError> {
     }
 }
 
-/// Waits for the renderer's validated one-shot server, sends the launch, then forwards the
-/// outbound queue. Returns `Err` with a reason when the renderer's server misbehaves.
+/// Sends the launch on the channel the renderer inherited, then forwards the outbound queue.
+/// Returns `Err` with a reason when the launch cannot be sent.
 fn write_loop(
     tab_id: TabId,
     view: ViewSetup,
-    hello: &Receiver<ServerSocket>,
+    launcher: IpcSender<Launch>,
     outbound: &Receiver<BrowserToRenderer>,
 ) -> Result<(), String> {
-    let Ok(server) = hello.recv() else {
-        return Ok(());
-    };
-    let launcher = IpcSender::<Launch>::connect(server.connect_name())
-        .map_err(|e| format!("its one-shot server refused the connection: {e}"))?;
     let (sender, receiver) = ipc::channel::<BrowserToRenderer>()
         .map_err(|e| format!("the browser could not create its channel: {e}"))?;
     launcher
@@ -717,6 +802,21 @@ mod tests {
             coalesce(vec![BrowserToRenderer::Stop]),
             vec![BrowserToRenderer::Stop]
         );
+    }
+
+    #[test]
+    fn exits_are_described_as_the_crash_notice_says_them() {
+        let pid = Pid::from_raw(1);
+        let say = |s| describe_exit(s).unwrap();
+        assert_eq!(say(WaitStatus::Exited(pid, 0)), "exited");
+        assert_eq!(say(WaitStatus::Exited(pid, 3)), "exited with status 3");
+        assert_eq!(
+            say(WaitStatus::Signaled(pid, Signal::SIGSEGV, false)),
+            "was killed by SIGSEGV"
+        );
+        // bubblewrap's way of saying its renderer was killed by SIGKILL.
+        assert_eq!(say(WaitStatus::Exited(pid, 137)), "was killed by SIGKILL");
+        assert_eq!(describe_exit(WaitStatus::StillAlive), None);
     }
 
     #[test]

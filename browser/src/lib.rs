@@ -9,6 +9,8 @@ pub mod policy;
 pub mod procs;
 pub mod profile;
 pub mod protocol;
+pub mod sandbox;
+pub mod selftest;
 pub mod session;
 pub mod socket;
 pub mod tabs;

@@ -32,6 +32,10 @@ fn main() -> ExitCode {
     // shuts its renderers down and removes its sockets; block them before any thread starts.
     let _ = app::termination_signals().thread_block();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Some(json) = options.self_test {
+        // Before any window: the self-test starts one renderer in probe mode and exits.
+        return ExitCode::from(warren_browser::selftest::main(&options, json));
+    }
     match app::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -727,7 +727,7 @@ pub(crate) mod fake {
         /// Opens a tab whose view is built and whose page has loaded.
         pub fn open_live(&mut self, url: &str) -> TabId {
             let id = self.open(url);
-            self.message(id, RendererToBrowser::Ready);
+            self.message(id, RendererToBrowser::Ready { landlock: true });
             self.message(id, RendererToBrowser::Loading(false));
             id
         }

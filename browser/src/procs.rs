@@ -1,7 +1,9 @@
 //! The task manager's measurement core: walks `/proc`, builds the browser's process tree, attributes every process to a tab and reports what each costs.
 //!
-//! This module has no UI and no winit: the control socket's `task_manager` command and the Task
-//! Manager window both read a [`Snapshot`] made by a [`Monitor`].
+//! This module has no UI and no winit: the control socket's `task_manager` command, the Task
+//! Manager window and the memory budget all read a [`Snapshot`] made by a [`Monitor`], which runs
+//! on the [`sampler`]'s thread, never on the UI thread (reading `smaps_rollup` of a few hundred
+//! large processes takes seconds).
 //!
 //! # What one refresh reads
 //!
@@ -22,7 +24,9 @@
 //! * Only for processes in the browser's tree: `status` (RssAnon, VmSwap, NoNewPrivs, Seccomp),
 //!   the number of open descriptors (the size of the `fd` directory on Linux 6.2+, else a count of
 //!   its entries), `smaps_rollup` (PSS) only when [`Query::pss`] asks for it (the kernel walks
-//!   every mapping: costly), and `exe` and `cmdline` only the first time a process is seen (names
+//!   every page table entry of every mapping: about 10 ms for a process that maps 4 GiB) and
+//!   only until the refresh's deadline ([`Monitor::refresh_until`]; later rows have no PSS and
+//!   [`Snapshot::pss_skipped`] counts them), and `exe` and `cmdline` only the first time a process is seen (names
 //!   are cached per pid, start time and `comm`, so an `exec` is noticed).
 //! * Within one refresh, the files of one pid are taken to be of one process: the kernel hands
 //!   out pids cyclically, so a pid is reused only after `pid_max` (32768 or more) others were
@@ -32,10 +36,15 @@
 //! # Attribution
 //!
 //! * The browser pid is the root (kind `browser`, no tab).
-//! * A pid the caller lists as a tab's renderer counts only when it is a **direct child of the
-//!   browser**; it is kind `renderer` and every process below it belongs to its tab. A spare
-//!   renderer ([`Query::spares`]) is kind `spare`, and it and its descendants have no tab.
-//! * Below a renderer or a spare, a process is `web` when its executable's file name is
+//! * A pid the caller lists as a tab's renderer counts when it is in the browser's tree; it is
+//!   kind `renderer`, and the **child of the browser it descends from** holds the tab: that child
+//!   and everything below it belong to the tab. The holder is the renderer itself, or the sandbox
+//!   the browser started it in (bubblewrap, and the init of the tab's PID namespace: kind `other`,
+//!   counted with the tab). Should two listed renderers lead to the same child (a pid reused
+//!   in the instant between a renderer's death and the caller's next list), the first listed keeps
+//!   it. A spare renderer ([`Query::spares`]) is a direct child of the browser, kind `spare`, and
+//!   it and its descendants have no tab.
+//! * In a tab or a spare, a process is `web` when its executable's file name is
 //!   `WebKitWebProcess`, `network` for `WebKitNetworkProcess`, else `other`. Names come from the
 //!   `exe` link (`comm` is cut to 15 characters: `WebKitWebProces`), else `cmdline`'s argv\[0\],
 //!   else `comm`.
@@ -72,7 +81,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
@@ -81,6 +90,8 @@ use thiserror::Error;
 use warren_ipc::TabId;
 
 use crate::protocol::{ProcessInfo, TaskManagerResult};
+
+pub mod sampler;
 
 /// The executable name of WebKit's web (JavaScript) process.
 pub const WEB_PROCESS_NAME: &str = "WebKitWebProcess";
@@ -139,19 +150,47 @@ impl Kind {
     }
 }
 
-/// The sandbox layers `/proc/PID/status` shows for a process.
+/// The sandbox layers a process has, as far as they can be seen from outside.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sandbox {
     /// `NoNewPrivs: 1`: execve can't grant privileges (setuid, file capabilities).
     pub no_new_privs: bool,
     /// `Seccomp: 2`: a seccomp filter restricts the system calls.
     pub seccomp_filter: bool,
+    /// In a PID namespace other than the browser's (`/proc/PID/ns/pid`): the tab's own
+    /// namespaces and mount view (bubblewrap).
+    pub namespaces: bool,
+    /// Landlock scoping of abstract sockets and signals: the tab's renderer reported it in force,
+    /// and this process is the renderer or one WebKit started after it (Landlock domains are
+    /// inherited; no process can read another's).
+    pub landlock: bool,
+    /// WebKit's own sandbox is around the tab's page: every web process of the tab is in a
+    /// network namespace of its own (`/proc/PID/ns/net`).
+    pub webkit: bool,
 }
 
 impl Sandbox {
-    /// True only when every layer is active (see the module documentation about Landlock).
+    /// True only when every layer is active.
     pub fn is_complete(&self) -> bool {
-        self.no_new_privs && self.seccomp_filter
+        self.no_new_privs && self.seccomp_filter && self.namespaces && self.landlock && self.webkit
+    }
+
+    /// The protocol's names of the layers present (`seccomp` counts with `NoNewPrivs`).
+    pub fn layers(&self) -> Vec<&'static str> {
+        let mut layers = Vec::new();
+        if self.namespaces {
+            layers.push("namespaces");
+        }
+        if self.no_new_privs && self.seccomp_filter {
+            layers.push("seccomp");
+        }
+        if self.landlock {
+            layers.push("landlock");
+        }
+        if self.webkit {
+            layers.push("webkit");
+        }
+        layers
     }
 }
 
@@ -162,6 +201,8 @@ pub struct Query<'a> {
     pub browser_pid: u32,
     /// Each live tab with its renderer's pid.
     pub renderers: &'a [(TabId, u32)],
+    /// Tabs whose renderer reported its Landlock scoping in force.
+    pub landlocked: &'a [TabId],
     /// Prewarmed renderers with no tab yet.
     pub spares: &'a [u32],
     /// Whether to read PSS (`smaps_rollup`): costly, so only when shown or asked for.
@@ -255,6 +296,8 @@ pub struct Snapshot {
     pub interval: Option<Duration>,
     /// Whether PSS was read.
     pub pss: bool,
+    /// Rows whose PSS was not read because the refresh's deadline had passed.
+    pub pss_skipped: usize,
     /// What the refresh read.
     pub scan: ScanStats,
 }
@@ -310,6 +353,12 @@ impl Snapshot {
                     pss_kb: row.pss_kb,
                     cpu_percent: (row.cpu_percent * 10.0).round() / 10.0,
                     sandboxed: row.sandboxed,
+                    sandbox: row
+                        .sandbox
+                        .layers()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
                     name: row.name.clone(),
                     threads: row.threads,
                     fds: row.fds,
@@ -403,11 +452,25 @@ impl Monitor {
         self.refresh_at(query, boot_time())
     }
 
+    /// Measures now, reading PSS only until `deadline`: the processes reached later get no PSS
+    /// (counted in [`Snapshot::pss_skipped`]), so one refresh never takes much longer than that,
+    /// however many large processes there are. Everything else is read for every process.
+    pub fn refresh_until(
+        &mut self,
+        query: &Query<'_>,
+        deadline: Instant,
+    ) -> Result<Snapshot, ProcsError> {
+        let mut s = std::mem::take(&mut self.scratch);
+        let result = self.refresh_with(&mut s, query, boot_time(), Some(deadline));
+        self.scratch = s;
+        result
+    }
+
     /// Measures with `now` given as the time since boot (tests pass a fake clock). `now` should
     /// not go backwards between calls; if it does, CPU use reads 0 for that interval.
     pub fn refresh_at(&mut self, query: &Query<'_>, now: Duration) -> Result<Snapshot, ProcsError> {
         let mut s = std::mem::take(&mut self.scratch);
-        let result = self.refresh_with(&mut s, query, now);
+        let result = self.refresh_with(&mut s, query, now, None);
         self.scratch = s;
         result
     }
@@ -417,6 +480,7 @@ impl Monitor {
         s: &mut Scratch,
         query: &Query<'_>,
         now: Duration,
+        deadline: Option<Instant>,
     ) -> Result<Snapshot, ProcsError> {
         if self.refreshes.is_multiple_of(FULL_SCAN_EVERY) {
             self.foreign.clear();
@@ -458,14 +522,18 @@ impl Monitor {
         // tree is in preorder, so a node's parent was decided before it.
         let mut contexts: Vec<Context> = Vec::with_capacity(s.tree.len());
         let mut rows: Vec<(Context, ProcessRow)> = Vec::with_capacity(s.tree.len());
+        // Each row's (PID namespace, network namespace) inodes, in `rows` order.
+        let mut namespaces: Vec<(Option<u64>, Option<u64>)> = Vec::with_capacity(s.tree.len());
         let tps = self.ticks_per_second;
+        let mut pss_skipped = 0;
+        let holders = tab_holders(s, query.renderers);
         for i in 0..s.tree.len() {
             let node = s.tree[i];
             let entry = s.entries[node.entry];
             let context = match node.parent.map(|p| contexts[p]) {
                 None => Context::Browser,
                 Some(Context::Browser) => {
-                    if let Some(&(tab, _)) = query.renderers.iter().find(|(_, p)| *p == entry.pid) {
+                    if let Some(&(_, tab)) = holders.iter().find(|(holder, _)| *holder == i) {
                         Context::Tab(tab)
                     } else if query.spares.contains(&entry.pid) {
                         Context::Spare
@@ -476,13 +544,16 @@ impl Monitor {
                 Some(inherited) => inherited,
             };
             contexts.push(context);
-            let Some(measured) = self.measure(s, &entry, query.pss) else {
+            let late = query.pss && deadline.is_some_and(|d| Instant::now() >= d);
+            let Some(measured) = self.measure(s, &entry, query.pss && !late) else {
                 continue;
             };
+            pss_skipped += usize::from(late);
             let parent_is_browser = node.parent == Some(0);
+            let is_renderer = |tab: TabId| query.renderers.contains(&(tab, entry.pid));
             let kind = match context {
                 Context::Browser => Kind::Browser,
-                Context::Tab(_) if parent_is_browser => Kind::Renderer,
+                Context::Tab(tab) if is_renderer(tab) => Kind::Renderer,
                 Context::Spare if parent_is_browser => Kind::Spare,
                 Context::Tab(_) | Context::Spare => match measured.name.as_str() {
                     WEB_PROCESS_NAME => Kind::Web,
@@ -494,6 +565,7 @@ impl Monitor {
             let start = Duration::from_secs_f64(entry.start_ticks as f64 / tps as f64);
             let (cpu_percent, sample) = self.cpu_percent(&entry, now);
             self.next_previous.insert(entry.pid, sample);
+            namespaces.push((measured.pid_ns, measured.net_ns));
             rows.push((
                 context,
                 ProcessRow {
@@ -517,6 +589,7 @@ impl Monitor {
                 },
             ));
         }
+        mark_layers(&mut rows, &namespaces, query.landlocked);
         std::mem::swap(&mut self.previous, &mut self.next_previous);
         self.next_previous.clear();
         std::mem::swap(&mut self.names, &mut self.next_names);
@@ -532,20 +605,29 @@ impl Monitor {
         });
         let processes: Vec<ProcessRow> = rows.into_iter().map(|(_, row)| row).collect();
 
+        // Rows are grouped by tab, so a tab's totals are the last entry while its rows pass.
         let mut tabs: Vec<TabTotals> = Vec::new();
         let mut total = Totals::empty(query.pss);
         for row in &processes {
             total.add(row);
             let Some(tab_id) = row.tab_id else { continue };
-            if row.kind == Kind::Renderer {
+            if tabs.last().is_none_or(|t| t.tab_id != tab_id) {
+                let renderer_pid = query
+                    .renderers
+                    .iter()
+                    .find(|(t, _)| *t == tab_id)
+                    .map_or(row.pid, |(_, pid)| *pid);
                 tabs.push(TabTotals {
                     tab_id,
-                    renderer_pid: row.pid,
-                    uptime: row.uptime,
+                    renderer_pid,
+                    uptime: Duration::ZERO,
                     sum: Totals::empty(query.pss),
                 });
             }
-            if let Some(t) = tabs.iter_mut().rev().find(|t| t.tab_id == tab_id) {
+            if let Some(t) = tabs.last_mut() {
+                if row.kind == Kind::Renderer {
+                    t.uptime = row.uptime;
+                }
                 t.sum.add(row);
             }
         }
@@ -558,6 +640,7 @@ impl Monitor {
             total,
             interval,
             pss: query.pss,
+            pss_skipped,
             scan,
         })
     }
@@ -653,9 +736,45 @@ impl Monitor {
             sandbox: Sandbox {
                 no_new_privs: status.no_new_privs,
                 seccomp_filter: status.seccomp_mode == Some(2),
+                ..Sandbox::default()
             },
+            pid_ns: namespace(proc, pid, "pid", path),
+            net_ns: namespace(proc, pid, "net", path),
         })
     }
+}
+
+/// For each listed renderer found in the tree, the index (in `s.tree`) of the browser's child it
+/// descends from, and its tab; a child claimed twice stays with the first (see the module docs).
+fn tab_holders(s: &Scratch, renderers: &[(TabId, u32)]) -> Vec<(usize, TabId)> {
+    if renderers.is_empty() {
+        return Vec::new();
+    }
+    let by_pid: HashMap<u32, usize> = s
+        .tree
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (s.entries[node.entry].pid, i))
+        .collect();
+    let mut holders: Vec<(usize, TabId)> = Vec::new();
+    for &(tab, pid) in renderers {
+        let Some(&found) = by_pid.get(&pid) else {
+            continue;
+        };
+        // Up the tree (which has no cycles) to the browser's child.
+        let mut at = found;
+        let holder = loop {
+            match s.tree[at].parent {
+                Some(0) => break Some(at),
+                Some(parent) => at = parent,
+                None => break None,
+            }
+        };
+        if let Some(holder) = holder.filter(|h| !holders.iter().any(|(other, _)| other == h)) {
+            holders.push((holder, tab));
+        }
+    }
+    holders
 }
 
 /// Where a tree node's process belongs, decided by its ancestors.
@@ -673,6 +792,9 @@ struct Measured {
     pss_kb: Option<u64>,
     fds: Option<u32>,
     sandbox: Sandbox,
+    /// The inodes of the process's PID and network namespaces, when readable.
+    pid_ns: Option<u64>,
+    net_ns: Option<u64>,
 }
 
 /// Every live descendant of `root` in the real `/proc`, parents before their children, with the
@@ -1014,6 +1136,53 @@ fn count_entries(path: &Path) -> Option<u32> {
     u32::try_from(count).ok()
 }
 
+/// The inode of a process's namespace of `kind` (`pid`, `net`): `/proc/PID/ns/KIND` reads
+/// `pid:[4026531836]`.
+fn namespace(proc: BorrowedFd<'_>, pid: u32, kind: &str, path: &mut String) -> Option<u64> {
+    let link = nix::fcntl::readlinkat(proc, pid_file(path, pid, &format!("ns/{kind}"))).ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix(kind)?
+        .strip_prefix(":[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Fills in the layers only a whole tree shows: namespaces (a PID namespace other than the
+/// browser's, whose row comes first), Landlock (reported per tab, held by the renderer and what
+/// WebKit started under it) and WebKit's sandbox (every web process of the tab in a network
+/// namespace other than the browser's).
+fn mark_layers(
+    rows: &mut [(Context, ProcessRow)],
+    namespaces: &[(Option<u64>, Option<u64>)],
+    landlocked: &[TabId],
+) {
+    let browser = rows
+        .iter()
+        .position(|(c, _)| matches!(c, Context::Browser))
+        .map(|i| namespaces[i]);
+    let (Some((Some(browser_pid_ns), browser_net_ns)), true) = (browser, !rows.is_empty()) else {
+        return;
+    };
+    let mut webkit_tabs: HashMap<TabId, bool> = HashMap::new();
+    for ((_, row), &(_, net)) in rows.iter().zip(namespaces) {
+        if let (Some(tab), Kind::Web) = (row.tab_id, row.kind) {
+            let own_net = net.is_some() && net != browser_net_ns;
+            let entry = webkit_tabs.entry(tab).or_insert(true);
+            *entry &= own_net;
+        }
+    }
+    for ((_, row), &(pid_ns, _)) in rows.iter_mut().zip(namespaces) {
+        row.sandbox.namespaces = pid_ns.is_some_and(|ns| ns != browser_pid_ns);
+        let in_tab = matches!(row.kind, Kind::Renderer | Kind::Web | Kind::Network);
+        if let (Some(tab), true) = (row.tab_id, in_tab) {
+            row.sandbox.landlock = landlocked.contains(&tab);
+            row.sandbox.webkit = webkit_tabs.get(&tab).copied().unwrap_or(false);
+        }
+        row.sandboxed = row.sandbox.is_complete();
+    }
+}
+
 /// Whether a read failed because the process is gone.
 fn gone(e: &io::Error) -> bool {
     matches!(
@@ -1120,7 +1289,7 @@ mod tests {
 
     /// One process of a fake `/proc` tree.
     #[derive(Clone)]
-    struct Fake {
+    pub(super) struct Fake {
         pid: u32,
         ppid: u32,
         comm: String,
@@ -1139,7 +1308,7 @@ mod tests {
         pss_kb: u64,
     }
 
-    fn fake(pid: u32, ppid: u32, exe: &str) -> Fake {
+    pub(super) fn fake(pid: u32, ppid: u32, exe: &str) -> Fake {
         let name = exe.rsplit('/').next().unwrap();
         Fake {
             pid,
@@ -1162,12 +1331,12 @@ mod tests {
     }
 
     /// A `/proc`-like tree in a temporary directory.
-    struct FakeProc {
+    pub(super) struct FakeProc {
         dir: tempfile::TempDir,
     }
 
     impl FakeProc {
-        fn new() -> Self {
+        pub(super) fn new() -> Self {
             Self {
                 dir: tempfile::tempdir().unwrap(),
             }
@@ -1177,7 +1346,7 @@ mod tests {
             self.dir.path().join(pid.to_string())
         }
 
-        fn add(&self, p: &Fake) {
+        pub(super) fn add(&self, p: &Fake) {
             let dir = self.path(p.pid);
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(dir.join("fd")).unwrap();
@@ -1238,17 +1407,17 @@ mod tests {
             }
         }
 
-        fn monitor(&self) -> Monitor {
+        pub(super) fn monitor(&self) -> Monitor {
             Monitor::with_root(self.dir.path(), TPS).unwrap()
         }
     }
 
-    const BROWSER: u32 = 100;
+    pub(super) const BROWSER: u32 = 100;
 
     /// The browser (100); tab 1's renderer 200 with its web (201) and network (202) processes;
     /// tab 2's renderer 300 with a web process 301 that has a child 302; a spare 400 with its web
     /// process 401; an orphaned web process 500 under the browser; unrelated processes 600, 601.
-    fn standard_tree(fp: &FakeProc) {
+    pub(super) fn standard_tree(fp: &FakeProc) {
         let web = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/WebKitWebProcess";
         let net = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/WebKitNetworkProcess";
         fp.add(&fake(1, 0, "/sbin/init"));
@@ -1269,12 +1438,13 @@ mod tests {
         fs::write(fp.dir.path().join("uptime"), "1.0 1.0\n").unwrap();
     }
 
-    const RENDERERS: &[(TabId, u32)] = &[(TabId(1), 200), (TabId(2), 300)];
+    pub(super) const RENDERERS: &[(TabId, u32)] = &[(TabId(1), 200), (TabId(2), 300)];
 
     fn query(pss: bool) -> Query<'static> {
         Query {
             browser_pid: BROWSER,
             renderers: RENDERERS,
+            landlocked: &[],
             spares: &[400],
             pss,
         }
@@ -1337,6 +1507,62 @@ mod tests {
     }
 
     #[test]
+    fn a_sandboxed_tab_holds_the_sandbox_it_runs_in() {
+        let fp = FakeProc::new();
+        standard_tree(&fp);
+        // Tab 3 runs in bubblewrap: browser → bwrap 700 → bwrap 701 (PID namespace init) →
+        // renderer 702 → (WebKit's own sandbox) bwrap 703 → web 704, and network 705.
+        let web = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/WebKitWebProcess";
+        let net = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/WebKitNetworkProcess";
+        fp.add(&fake(700, BROWSER, "/usr/bin/bwrap"));
+        fp.add(&fake(701, 700, "/usr/bin/bwrap"));
+        fp.add(&fake(702, 701, "/opt/warren/renderer"));
+        fp.add(&fake(703, 702, "/usr/bin/bwrap"));
+        fp.add(&fake(704, 703, web));
+        fp.add(&fake(705, 702, net));
+        // A pid listed for tab 4 that is some process inside tab 3's sandbox (a stale list):
+        // tab 3, listed first, keeps its tree.
+        let renderers = [(TabId(1), 200), (TabId(3), 702), (TabId(4), 703)];
+        let q = Query {
+            browser_pid: BROWSER,
+            renderers: &renderers,
+            landlocked: &[],
+            spares: &[],
+            pss: false,
+        };
+        let snap = fp.monitor().refresh_at(&q, at(100)).unwrap();
+        let tab3: Vec<(u32, Kind, Option<u64>)> = summary(&snap)
+            .into_iter()
+            .filter(|(pid, _, _)| (700..=705).contains(pid))
+            .collect();
+        assert_eq!(
+            tab3,
+            vec![
+                (700, Kind::Other, Some(3)),
+                (701, Kind::Other, Some(3)),
+                (702, Kind::Renderer, Some(3)),
+                (703, Kind::Other, Some(3)),
+                (704, Kind::Web, Some(3)),
+                (705, Kind::Network, Some(3)),
+            ]
+        );
+        let totals = snap.tab(TabId(3)).unwrap();
+        assert_eq!(totals.renderer_pid, 702);
+        assert_eq!(totals.sum.processes, 6);
+        assert_eq!(
+            totals.sum.memory_kb,
+            (700..=705).map(|p| p * 10).sum::<u64>()
+        );
+        // The renderer's uptime is the tab's: started at tick 1702.
+        assert_eq!(totals.uptime, at(100) - Duration::from_millis(17_020));
+        assert!(snap.tab(TabId(4)).is_none());
+        // Tabs are still in id order, each with its own renderer.
+        let ids: Vec<u64> = snap.tabs.iter().map(|t| t.tab_id.0).collect();
+        assert_eq!(ids, vec![1, 3]);
+        assert_eq!(snap.tab(TabId(1)).unwrap().sum.processes, 3);
+    }
+
+    #[test]
     fn pss_only_when_asked() {
         let fp = FakeProc::new();
         standard_tree(&fp);
@@ -1379,6 +1605,7 @@ mod tests {
                 pss_kb: None,
                 cpu_percent: 0.0,
                 sandboxed: false,
+                sandbox: Vec::new(),
                 name: "WebKitWebProcess".to_owned(),
                 threads: 1,
                 fds: Some(3),
@@ -1410,6 +1637,7 @@ mod tests {
                 "parent_pid",
                 "pid",
                 "pss_kb",
+                "sandbox",
                 "sandboxed",
                 "tab_id",
                 "threads",
@@ -1506,6 +1734,7 @@ mod tests {
         let q = Query {
             browser_pid: BROWSER,
             renderers: &renderers,
+            landlocked: &[],
             spares: &[],
             pss: false,
         };
@@ -1767,16 +1996,77 @@ mod tests {
         fp.add(&no_nnp);
         let snap = fp.monitor().refresh_at(&query(false), at(100)).unwrap();
         let renderer = snap.process(200).unwrap();
-        assert!(renderer.sandboxed);
+        // The fake /proc has no namespace links and no tab reported Landlock: seccomp alone is
+        // not "sandboxed".
         assert_eq!(
             renderer.sandbox,
             Sandbox {
                 no_new_privs: true,
-                seccomp_filter: true
+                seccomp_filter: true,
+                ..Sandbox::default()
             }
         );
-        assert!(!snap.process(201).unwrap().sandboxed);
-        assert!(!snap.process(202).unwrap().sandboxed);
+        assert_eq!(renderer.sandbox.layers(), ["seccomp"]);
+        assert!(!renderer.sandboxed);
+        assert!(snap.process(201).unwrap().sandbox.layers().is_empty());
+        assert!(snap.process(202).unwrap().sandbox.layers().is_empty());
+    }
+
+    #[test]
+    fn layers_come_from_the_whole_tree() {
+        let row = |pid: u32, kind: Kind, tab: Option<u64>| {
+            let context = match tab {
+                Some(t) => Context::Tab(TabId(t)),
+                None => Context::Browser,
+            };
+            let mut r = ProcessRow {
+                pid,
+                parent_pid: 1,
+                kind,
+                tab_id: tab.map(TabId),
+                name: String::new(),
+                depth: 0,
+                memory_kb: None,
+                pss_kb: None,
+                cpu_percent: 0.0,
+                threads: 1,
+                fds: None,
+                uptime: Duration::ZERO,
+                sandbox: Sandbox::default(),
+                sandboxed: false,
+            };
+            r.sandbox.no_new_privs = kind != Kind::Browser;
+            r.sandbox.seccomp_filter = kind != Kind::Browser;
+            (context, r)
+        };
+        let mut rows = vec![
+            row(1, Kind::Browser, None),
+            row(10, Kind::Other, Some(1)), // bubblewrap, outside the tab's namespace
+            row(11, Kind::Renderer, Some(1)),
+            row(12, Kind::Web, Some(1)),
+            row(13, Kind::Network, Some(1)),
+            row(20, Kind::Renderer, Some(2)),
+            row(21, Kind::Web, Some(2)),
+        ];
+        let ns = [
+            (Some(100), Some(500)),
+            (Some(100), Some(500)),
+            (Some(101), Some(500)),
+            (Some(102), Some(501)), // WebKit's sandbox: a network namespace of its own
+            (Some(101), Some(500)),
+            (Some(103), Some(500)),
+            (Some(104), Some(500)), // tab 2's web process shares the network namespace
+        ];
+        mark_layers(&mut rows, &ns, &[TabId(1)]);
+        let layers = |i: usize| rows[i].1.sandbox.layers();
+        assert!(layers(0).is_empty());
+        assert_eq!(layers(1), ["seccomp"]);
+        for (i, (_, row)) in rows.iter().enumerate().take(5).skip(2) {
+            assert_eq!(layers(i), ["namespaces", "seccomp", "landlock", "webkit"]);
+            assert!(row.sandboxed);
+        }
+        assert_eq!(layers(5), ["namespaces", "seccomp"]);
+        assert!(!rows[5].1.sandboxed && !rows[6].1.sandboxed);
     }
 
     #[test]
@@ -1827,6 +2117,7 @@ mod tests {
         let q = Query {
             browser_pid: me,
             renderers: &renderers,
+            landlocked: &[],
             spares: &[],
             pss: true,
         };

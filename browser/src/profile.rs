@@ -14,6 +14,14 @@
 //! [`Acquired::Secondary`]: that process should exit. The lock is an `flock` on an open file, so
 //! the kernel releases it when the browser dies, however it dies; a stale `instance.sock` left by
 //! a crash is replaced by the next primary.
+//!
+//! Any process of the user can connect to `instance.sock`, so the primary takes at most
+//! [`MAX_HANDOVER_URLS`] URLs at once and [`HANDOVER_RATE`] a second after that
+//! ([`HandOverBudget`]): a hand-over beyond the budget is refused whole, with an answer that says
+//! when to try again, and its connection closed. (Every URL becomes a tab with three processes;
+//! 4 connections of 64 URLs once started 227 renderers, and the browser stopped answering.) The
+//! tabs themselves are limited again by the browser-wide budget of new tabs
+//! ([`crate::validate::SPAWN_BURST`]).
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
@@ -33,9 +41,13 @@ use crate::socket::{
     bind_private, send_all, Acceptor, LineEvent, LineReader, PrivateSocket, SocketError,
 };
 use crate::url_input;
+use crate::validate::TokenBucket;
 
-/// The most URLs one hand-over may carry.
-pub const MAX_HANDOVER_URLS: usize = 64;
+/// The most URLs one hand-over may carry, and the most the primary takes at once.
+pub const MAX_HANDOVER_URLS: usize = 10;
+
+/// URLs a second the primary takes once the first [`MAX_HANDOVER_URLS`] are spent.
+pub const HANDOVER_RATE: u32 = 2;
 
 /// The longest hand-over message, in bytes.
 const MAX_MESSAGE_LEN: usize = 1024 * 1024;
@@ -239,14 +251,31 @@ fn create_private_dir(dir: &Path) -> Result<(), ProfileError> {
     }
 }
 
+/// The cookie database lives in the website-data directory, the one directory of the profile a
+/// sandboxed renderer can write. Profiles from before the sandbox kept it at the top: moved once.
+fn cookie_file(dir: &Path, website_data_dir: &Path) -> PathBuf {
+    let file = website_data_dir.join(COOKIE_FILE);
+    let old = dir.join(COOKIE_FILE);
+    if old.is_file() && !file.exists() {
+        if let Err(e) = std::fs::rename(&old, &file) {
+            log::warn!(
+                "cannot move {} into {}: {e}; cookies saved before start again empty",
+                old.display(),
+                website_data_dir.display()
+            );
+        }
+    }
+    file
+}
+
 fn become_primary(dir: &Path, lock: Flock<File>) -> Result<Acquired, ProfileError> {
     let website_data_dir = dir.join(WEBSITE_DATA_DIR);
     create_private_dir(&website_data_dir)?;
     let socket = bind_private(&dir.join(INSTANCE_SOCKET)).map_err(ProfileError::InstanceSocket)?;
     let profile = Profile {
         dir: dir.to_owned(),
+        cookie_file: cookie_file(dir, &website_data_dir),
         website_data_dir,
-        cookie_file: dir.join(COOKIE_FILE),
         _lock: lock,
     };
     Ok(Acquired::Primary(profile, InstanceListener { socket }))
@@ -300,8 +329,9 @@ impl InstanceListener {
         self,
         deliver: Box<dyn Fn(Vec<String>) + Send + Sync>,
     ) -> Result<InstanceServer, ProfileError> {
+        let mut budget = HandOverBudget::new(Instant::now());
         let acceptor = Acceptor::spawn(self.socket, "instance-accept", move |stream| {
-            serve_peer(&stream, &*deliver);
+            serve_peer(&stream, &*deliver, &mut budget);
         })
         .map_err(ProfileError::InstanceSocket)?;
         Ok(InstanceServer {
@@ -310,8 +340,63 @@ impl InstanceListener {
     }
 }
 
-/// Reads one hand-over from a peer, passes valid URLs on, and answers. Never panics on input.
-fn serve_peer(stream: &UnixStream, deliver: &dyn Fn(Vec<String>)) {
+/// How many URLs the primary still takes: [`MAX_HANDOVER_URLS`] at once, then [`HANDOVER_RATE`]
+/// a second. Lives on the accept thread.
+pub struct HandOverBudget {
+    urls: TokenBucket,
+    /// Refusals not logged yet: at most one log line a second, however fast the peers.
+    unlogged: u64,
+    last_log: Option<Instant>,
+}
+
+impl HandOverBudget {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            urls: TokenBucket::new(MAX_HANDOVER_URLS as f64, f64::from(HANDOVER_RATE), now),
+            unlogged: 0,
+            last_log: None,
+        }
+    }
+
+    /// Takes a hand-over of `count` URLs (an empty one opens a new tab: it counts as one), or
+    /// says why not.
+    pub fn admit(&mut self, count: usize, now: Instant) -> Result<(), String> {
+        let cost = count.max(1) as f64;
+        if self.urls.take(cost, now) {
+            return Ok(());
+        }
+        let Some(wait) = self.urls.wait_for(cost, now) else {
+            return Err(format!("too many URLs (at most {MAX_HANDOVER_URLS})"));
+        };
+        Err(format!(
+            "too many URLs handed over (at most {MAX_HANDOVER_URLS} at once, then \
+             {HANDOVER_RATE} a second); try again in {} s",
+            wait.as_secs_f64().ceil().max(1.0)
+        ))
+    }
+
+    /// Logs a refusal, or counts it for the next log line.
+    fn log_refusal(&mut self, error: &str, now: Instant) {
+        self.unlogged += 1;
+        if self
+            .last_log
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        let also = match self.unlogged {
+            1 => String::new(),
+            n => format!(" ({} more since the last report)", n - 1),
+        };
+        log::warn!(target: "profile", "refused a hand-over: {error}{also}");
+        self.unlogged = 0;
+        self.last_log = Some(now);
+    }
+}
+
+/// Reads one hand-over from a peer, passes valid URLs on if the budget allows, and answers.
+/// Never panics on input.
+fn serve_peer(stream: &UnixStream, deliver: &dyn Fn(Vec<String>), budget: &mut HandOverBudget) {
     let configured = stream
         .set_read_timeout(Some(PEER_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(PEER_TIMEOUT)));
@@ -320,17 +405,22 @@ fn serve_peer(stream: &UnixStream, deliver: &dyn Fn(Vec<String>)) {
     }
     let mut reader = LineReader::new(stream, MAX_MESSAGE_LEN);
     let answer = match reader.next_line() {
-        Ok(LineEvent::Line(bytes)) => match parse_hand_over(bytes) {
-            Ok(urls) => {
-                log::info!(target: "profile", "a second launch handed over {} URL(s)", urls.len());
-                deliver(urls);
-                json!({ "ok": true })
+        Ok(LineEvent::Line(bytes)) => {
+            let now = Instant::now();
+            match parse_hand_over(bytes)
+                .and_then(|urls| budget.admit(urls.len(), now).map(|()| urls))
+            {
+                Ok(urls) => {
+                    log::info!(target: "profile", "a second launch handed over {} URL(s)", urls.len());
+                    deliver(urls);
+                    json!({ "ok": true })
+                }
+                Err(error) => {
+                    budget.log_refusal(&error, now);
+                    json!({ "ok": false, "error": error })
+                }
             }
-            Err(error) => {
-                log::warn!(target: "profile", "refused a hand-over: {error}");
-                json!({ "ok": false, "error": error })
-            }
-        },
+        }
         Ok(LineEvent::TooLong) => json!({
             "ok": false,
             "error": format!("message longer than {MAX_MESSAGE_LEN} bytes"),
@@ -423,7 +513,10 @@ mod tests {
         let (profile, _server, _rx) = primary(&dir);
         assert_eq!(profile.dir, dir);
         assert_eq!(profile.website_data_dir, dir.join("website-data"));
-        assert_eq!(profile.cookie_file, dir.join("cookies.sqlite"));
+        assert_eq!(
+            profile.cookie_file,
+            dir.join("website-data").join("cookies.sqlite")
+        );
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&profile.website_data_dir), 0o700);
         assert_eq!(mode(&dir.join("lock")), 0o600);
@@ -501,7 +594,7 @@ mod tests {
 
         let many = format!(
             "{{\"open\":[{}]}}\n",
-            vec!["\"https://example.org/\""; MAX_HANDOVER_URLS + 1].join(",")
+            ["\"https://example.org/\""; MAX_HANDOVER_URLS + 1].join(",")
         );
         let long_url = format!(
             "{{\"open\":[\"https://example.org/{}\"]}}\n",
@@ -553,6 +646,74 @@ mod tests {
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             urls(&["https://example.org/"])
+        );
+    }
+
+    #[test]
+    fn hand_over_budget_is_a_burst_then_a_trickle() {
+        let t0 = Instant::now();
+        let mut budget = HandOverBudget::new(t0);
+        assert_eq!(budget.admit(MAX_HANDOVER_URLS, t0), Ok(()));
+        let refused = budget.admit(1, t0).unwrap_err();
+        assert!(refused.contains("try again in 1 s"), "{refused}");
+        // An empty hand-over (a new tab) costs one URL too.
+        assert!(budget.admit(0, t0).is_err());
+        let half = Duration::from_millis(500);
+        assert_eq!(budget.admit(0, t0 + half), Ok(()));
+        // Eight URLs take four seconds to come back.
+        let refused = budget.admit(8, t0 + half).unwrap_err();
+        assert!(refused.contains("try again in 4 s"), "{refused}");
+        assert_eq!(budget.admit(8, t0 + half + Duration::from_secs(4)), Ok(()));
+        assert!(budget
+            .admit(MAX_HANDOVER_URLS + 1, t0 + Duration::from_secs(60))
+            .unwrap_err()
+            .contains("at most"));
+    }
+
+    #[test]
+    fn a_flood_of_hand_overs_is_refused_and_says_when_to_retry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (_profile, _server, rx) = primary(dir);
+        let line = |n: usize| {
+            let list: Vec<String> = (0..n)
+                .map(|i| format!("\"https://example.org/{i}\""))
+                .collect();
+            format!("{{\"open\":[{}]}}\n", list.join(","))
+        };
+        assert_eq!(
+            raw(dir, line(MAX_HANDOVER_URLS).as_bytes()),
+            r#"{"ok":true}"#
+        );
+        // A flood right after: each peer is refused whole and told when to come back.
+        for _ in 0..50 {
+            let answer: Value =
+                serde_json::from_str(&raw(dir, line(MAX_HANDOVER_URLS).as_bytes())).unwrap();
+            assert_eq!(answer["ok"], false, "{answer}");
+            let error = answer["error"].as_str().unwrap();
+            assert!(error.contains("try again in"), "{error}");
+        }
+        let delivered: Vec<Vec<String>> = rx.try_iter().collect();
+        assert_eq!(delivered.len(), 1);
+        assert_eq!(delivered[0].len(), MAX_HANDOVER_URLS);
+        // A second launch's own error says so too.
+        match acquire(dir, &urls(&["https://example.org/a"; MAX_HANDOVER_URLS])) {
+            Err(ProfileError::HandOver { reason, .. }) => {
+                assert!(reason.contains("try again in"), "{reason}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        // The budget refills: one URL is taken again once the flood has stopped for as long as
+        // one URL takes to come back.
+        let refill = Duration::from_millis(1000 / u64::from(HANDOVER_RATE));
+        std::thread::sleep(refill);
+        assert!(matches!(
+            acquire(dir, &urls(&["https://example.org/b"])),
+            Ok(Acquired::Secondary)
+        ));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            urls(&["https://example.org/b"])
         );
     }
 

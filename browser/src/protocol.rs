@@ -585,7 +585,11 @@ pub struct ProcessInfo {
     pub pss_kb: Option<u64>,
     /// Percentage of one core, to one decimal.
     pub cpu_percent: f64,
+    /// Every sandbox layer is in force for this process (see `sandbox`).
     pub sandboxed: bool,
+    /// The sandbox layers this process has: `namespaces`, `seccomp`, `landlock`, `webkit`.
+    #[serde(default)]
+    pub sandbox: Vec<String>,
     /// The executable's file name.
     pub name: String,
     pub threads: u32,
@@ -1035,6 +1039,9 @@ mod tests {
             pss_kb: None,
             cpu_percent: 1.5,
             sandboxed: true,
+            sandbox: ["namespaces", "seccomp", "landlock", "webkit"]
+                .map(str::to_owned)
+                .to_vec(),
             name: "WebKitNetworkProcess".into(),
             threads: 4,
             fds: None,
@@ -1045,7 +1052,7 @@ mod tests {
                 processes: vec![process.clone()]
             }
             .into()),
-            r#"{"processes":[{"pid":10,"parent_pid":1,"kind":"network","tab_id":2,"title":"T","memory_kb":100,"pss_kb":null,"cpu_percent":1.5,"sandboxed":true,"name":"WebKitNetworkProcess","threads":4,"fds":null,"uptime_s":12.5}]}"#
+            r#"{"processes":[{"pid":10,"parent_pid":1,"kind":"network","tab_id":2,"title":"T","memory_kb":100,"pss_kb":null,"cpu_percent":1.5,"sandboxed":true,"sandbox":["namespaces","seccomp","landlock","webkit"],"name":"WebKitNetworkProcess","threads":4,"fds":null,"uptime_s":12.5}]}"#
         );
         for state in [
             TabState::Active,

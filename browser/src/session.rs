@@ -106,6 +106,8 @@ pub struct SessionTab {
     pub last_active_ms: u64,
     /// The kinds of local URL the user opened in the tab.
     pub grants: Grants,
+    /// The files the user opened in the tab, which its renderer's sandbox shows.
+    pub files: Vec<std::path::PathBuf>,
     /// The tab's history and page state, when known; shared with the tab model, not copied.
     pub snapshot: Option<Arc<TabSnapshot>>,
 }
@@ -129,6 +131,8 @@ pub enum Problem {
     TooLong { tab: usize, what: &'static str },
     #[error("tabs[{tab}]: its URL {} is not one the tab may load", shown(.url))]
     ForbiddenUrl { tab: usize, url: String },
+    #[error("tabs[{tab}]: its opened file {} is not an absolute path", shown(.path))]
+    BadFile { tab: usize, path: String },
     #[error("tabs[{tab}]: its saved state cannot be restored: {source}")]
     BadSnapshot {
         tab: usize,
@@ -352,6 +356,11 @@ struct FileTab {
     pinned: bool,
     last_active_ms: u64,
     grants: FileGrants,
+    /// The opened files' paths, percent-encoded ([`encode_path`]) so that any file name, UTF-8
+    /// or not, fits in JSON and comes back byte for byte. Absent in sessions written before
+    /// renderers were sandboxed.
+    #[serde(default)]
+    files: Vec<String>,
     snapshot: Option<FileSnapshot>,
 }
 
@@ -407,6 +416,28 @@ enum FileValue {
     Selected(Vec<u32>),
 }
 
+/// Bytes a path keeps as they are in the session file; everything else is `%XX`.
+const PATH_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A path as the session file holds it: its bytes percent-encoded.
+fn encode_path(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    percent_encoding::percent_encode(path.as_os_str().as_bytes(), PATH_KEEP).to_string()
+}
+
+/// The path [`encode_path`] wrote; `None` unless it is absolute.
+fn decode_path(text: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(text).collect();
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)).to_path_buf();
+    path.is_absolute().then_some(path)
+}
+
 impl FileTab {
     fn from_tab(tab: &SessionTab) -> Self {
         Self {
@@ -419,6 +450,7 @@ impl FileTab {
                 data: tab.grants.data,
                 internal: tab.grants.internal,
             },
+            files: tab.files.iter().map(|f| encode_path(f)).collect(),
             snapshot: tab.snapshot.as_deref().map(FileSnapshot::from_snapshot),
         }
     }
@@ -444,6 +476,16 @@ impl FileTab {
             pinned: self.pinned,
             last_active_ms: self.last_active_ms,
             grants,
+            files: self
+                .files
+                .iter()
+                .map(|p| {
+                    decode_path(p).ok_or_else(|| Problem::BadFile {
+                        tab: index,
+                        path: p.clone(),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             snapshot,
         };
         check_tab(&tab, index)?;
@@ -542,6 +584,17 @@ fn check_tab(tab: &SessionTab, index: usize) -> Result<(), Problem> {
         return Err(Problem::TooLong {
             tab: index,
             what: "title",
+        });
+    }
+    if tab.files.len() > crate::tabs::MAX_OPENED_FILES
+        || tab
+            .files
+            .iter()
+            .any(|f| !f.is_absolute() || f.as_os_str().len() > MAX_URL_LEN)
+    {
+        return Err(Problem::TooLong {
+            tab: index,
+            what: "list of opened files",
         });
     }
     if !tab.grants.allows(&tab.url) {
@@ -907,6 +960,7 @@ mod tests {
             pinned: false,
             last_active_ms,
             grants: Grants::default(),
+            files: Vec::new(),
             snapshot: Some(Arc::new(crate::tabs::snapshot::single_entry(url, "t"))),
         }
     }
@@ -920,6 +974,7 @@ mod tests {
                     pinned: true,
                     last_active_ms: 1_767_225_600_000,
                     grants: Grants::for_user_url(warren_ipc::NEW_TAB_URL),
+                    files: Vec::new(),
                     snapshot: None,
                 },
                 SessionTab {
@@ -932,6 +987,7 @@ mod tests {
                         data: true,
                         internal: false,
                     },
+                    files: vec!["/home/u/form.html".into()],
                     snapshot: Some(Arc::new(rich_snapshot())),
                 },
                 web_tab("https://example.org/", 0),

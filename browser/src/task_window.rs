@@ -1,8 +1,12 @@
-//! The Task Manager's own window: its egui view, the process monitor behind it, and its once-a-second refresh.
+//! The Task Manager's own window: its egui view, fed once a second with the process sampler's latest reading.
+//!
+//! The window never measures: the sampler ([`warren_browser::procs::sampler`]) does, on its own
+//! thread, while the window is open (with PSS while the PSS column is shown), and the window
+//! shows each new [`Sample`] as it arrives.
 
 use std::time::{Duration, Instant};
 
-use warren_browser::procs;
+use warren_browser::procs::sampler::{Sample, Watch};
 use warren_browser::tabs::Tabs;
 use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::ActiveEventLoop;
@@ -16,16 +20,18 @@ use crate::window::WindowOutcome;
 pub struct TaskManagerWindow {
     window: EguiWindow,
     view: TaskView,
-    /// Its own monitor: CPU % is over the interval since the same reader's previous reading, so
-    /// the window's refreshes must not shorten a control client's interval.
-    monitor: Option<procs::Monitor>,
+    /// The sequence number of the sample shown last.
+    shown: Option<u64>,
+    /// The next sample is shown even while the view is paused (the user acted on a tab).
+    force_next: bool,
 }
 
 impl TaskManagerWindow {
-    /// Opens the window with a first reading.
+    /// Opens the window, showing `latest` (the sampler's latest reading, if any) until the next.
     pub fn open(
         event_loop: &ActiveEventLoop,
         on_repaint: impl Fn(Duration) + Send + Sync + 'static,
+        latest: Option<&Sample>,
         tabs: &Tabs,
         now: Instant,
     ) -> Result<Self, String> {
@@ -37,9 +43,12 @@ impl TaskManagerWindow {
         let mut this = Self {
             window,
             view: TaskView::default(),
-            monitor: None,
+            shown: None,
+            force_next: true,
         };
-        this.refresh(tabs, true, now);
+        if let Some(sample) = latest {
+            this.show(sample, tabs, now);
+        }
         Ok(this)
     }
 
@@ -89,37 +98,32 @@ impl TaskManagerWindow {
         actions
     }
 
-    /// Takes a new reading (once a second unless paused; at once when `force`d).
-    pub fn refresh(&mut self, tabs: &Tabs, force: bool, now: Instant) {
-        if self.view.paused && !force {
-            return;
+    /// What the sampler's periodic rounds must measure while the window is open.
+    pub fn watch(&self) -> Watch {
+        Watch {
+            periodic: true,
+            pss: self.view.show_pss,
         }
-        let snapshot = match self.measure(tabs) {
-            Ok(snapshot) => snapshot,
-            Err(e) => {
-                log::warn!("cannot measure processes: {e}");
-                return;
-            }
-        };
-        self.view.update(taskman::rows(&snapshot, tabs, now), now);
-        self.request_redraw();
     }
 
-    fn measure(&mut self, tabs: &Tabs) -> Result<procs::Snapshot, String> {
-        let monitor = match &mut self.monitor {
-            Some(monitor) => monitor,
-            None => self
-                .monitor
-                .insert(procs::Monitor::new().map_err(|e| e.to_string())?),
-        };
-        let renderers = tabs.renderers();
-        let query = procs::Query {
-            browser_pid: std::process::id(),
-            renderers: &renderers,
-            spares: &[],
-            pss: self.view.show_pss,
-        };
-        monitor.refresh(&query).map_err(|e| e.to_string())
+    /// Shows the next reading after the user acted on a tab, even while the view is paused.
+    pub fn force_next(&mut self) {
+        self.force_next = true;
+    }
+
+    /// Shows `sample` if it is newer than the reading shown, unless the view is paused.
+    pub fn show(&mut self, sample: &Sample, tabs: &Tabs, now: Instant) {
+        if self.shown.is_some_and(|seq| seq >= sample.seq) {
+            return;
+        }
+        if self.view.paused && !self.force_next {
+            return;
+        }
+        self.force_next = false;
+        self.shown = Some(sample.seq);
+        self.view
+            .update(taskman::rows(&sample.snapshot, tabs, now), now);
+        self.request_redraw();
     }
 
     /// Frees egui's GL objects; call before dropping.

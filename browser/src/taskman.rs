@@ -1131,6 +1131,7 @@ mod tests {
             total: procs::Totals::default(),
             interval: None,
             pss: false,
+            pss_skipped: 0,
             scan: procs::ScanStats::default(),
         }
     }

@@ -3,8 +3,32 @@
 //!
 //! A renderer is an attacker's process. Every frame it sends passes [`Validator::check`] before
 //! the browser acts on it; the first violation ends that renderer and its crash notice shows why.
+//!
+//! # Budgets
+//!
+//! Besides the shape of each message, a renderer is held to two token buckets, and going over
+//! either ends it like any other invalid message:
+//!
+//! * **Messages**: [`RATE_PER_SECOND`] sustained, [`BURST`] at once. A real renderer sends a few
+//!   messages per page load, a title or URL change now and then, a pong every 5 s.
+//! * **Bytes** (each frame's size on the wire): [`BYTES_PER_SECOND`] sustained,
+//!   [`BYTE_BURST`] at once. Within the message budget a renderer could still send a thousand
+//!   64 KiB URLs a second (64 MB/s), every one of them parsed, copied and drawn by the UI thread.
+//!   The numbers come from what a real renderer sends: its largest messages are `HistoryState`
+//!   (at most about once a second, after a load or a move in the history) and `StateCaptured`
+//!   (only when the browser asks, before a discard and at shutdown), each at most
+//!   [`warren_ipc::MAX_FRAME_LEN`] = 1 MiB, and in practice far less (WebKit's session state is
+//!   capped at 512 KiB). So 2 MiB/s sustains a maximum-size history report every second with as
+//!   much again for titles and URLs, and the 8 MiB burst takes a restore's or a shutdown's flurry
+//!   (a history, a captured state and a few long URLs back to back) several times over. A flood
+//!   of 64 KiB frames at 900 a second (56 MiB/s) empties the burst in about 0.15 s.
+//!   `EvalResult` is not counted in bytes: the reader accepts one only for a script the browser
+//!   asked for and has not had the answer to, so their volume is the asker's (a control client),
+//!   not the renderer's.
+//!
+//! Tabs that pages open, and tabs as a whole, have budgets of their own ([`TokenBucket`],
+//! [`SPAWN_BURST`]): not violations, since an honest page may call `window.open` in a loop.
 
-use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use warren_ipc::{RendererToBrowser, TabId, UpFrame};
@@ -20,8 +44,6 @@ pub enum Violation {
     NoHello(&'static str),
     #[error("second Hello")]
     RepeatedHello,
-    #[error("one-shot server name {0:?} is not inside the renderer's runtime directory")]
-    ServerOutsideRuntimeDir(String),
     #[error("{what} of {len} bytes exceeds the {max}-byte limit")]
     TooLong {
         what: &'static str,
@@ -34,6 +56,8 @@ pub enum Violation {
     BadScheme(String),
     #[error("more than {0} messages per second")]
     Flood(u32),
+    #[error("more than {} KiB per second", .0 / 1024)]
+    ByteFlood(u32),
     #[error("bad tab state: {0}")]
     BadState(#[from] crate::tabs::snapshot::SnapshotError),
 }
@@ -46,15 +70,19 @@ const OPENABLE_SCHEMES: &[&str] = &["http", "https", "about"];
 
 /// Sustained message rate a renderer may keep up, and the burst above it.
 pub const RATE_PER_SECOND: u32 = 1000;
-const BURST: f64 = 5000.0;
+pub const BURST: u32 = 5000;
 
-/// Per-renderer validation state: the handshake phase and the message-rate budget.
+/// Sustained byte rate a renderer may keep up, and the burst above it (see "Budgets" above).
+pub const BYTES_PER_SECOND: u32 = 2 * 1024 * 1024;
+pub const BYTE_BURST: u32 = 8 * 1024 * 1024;
+
+/// Per-renderer validation state: the handshake phase and the message and byte budgets.
 #[derive(Debug)]
 pub struct Validator {
     tab_id: TabId,
     hello_seen: bool,
-    tokens: f64,
-    last: Instant,
+    messages: TokenBucket,
+    bytes: TokenBucket,
 }
 
 impl Validator {
@@ -62,15 +90,27 @@ impl Validator {
         Self {
             tab_id,
             hello_seen: false,
-            tokens: BURST,
-            last: now,
+            messages: TokenBucket::new(BURST.into(), RATE_PER_SECOND.into(), now),
+            bytes: TokenBucket::new(BYTE_BURST.into(), BYTES_PER_SECOND.into(), now),
         }
     }
 
-    /// Checks one decoded frame received at `now`. URLs of `OpenTab` are checked against the
-    /// opener's scheme separately by [`check_open_tab`], since only the UI knows the opener's URL.
-    pub fn check(&mut self, frame: &UpFrame, now: Instant) -> Result<(), Violation> {
-        self.spend(now)?;
+    /// Checks one decoded frame received at `now`; `wire_len` is its size on the wire, length
+    /// prefix included. URLs of `OpenTab` are checked against the opener's scheme separately by
+    /// [`check_open_tab`], since only the UI knows the opener's URL.
+    pub fn check(
+        &mut self,
+        frame: &UpFrame,
+        wire_len: usize,
+        now: Instant,
+    ) -> Result<(), Violation> {
+        if !self.messages.take(1.0, now) {
+            return Err(Violation::Flood(RATE_PER_SECOND));
+        }
+        let counted = !matches!(frame.msg, RendererToBrowser::EvalResult { .. });
+        if counted && !self.bytes.take(wire_len as f64, now) {
+            return Err(Violation::ByteFlood(BYTES_PER_SECOND));
+        }
         if frame.tab_id != self.tab_id {
             return Err(Violation::WrongTab {
                 expected: self.tab_id,
@@ -78,17 +118,12 @@ impl Validator {
             });
         }
         match (&frame.msg, self.hello_seen) {
-            (RendererToBrowser::Hello { .. }, false) => self.hello_seen = true,
-            (RendererToBrowser::Hello { .. }, true) => return Err(Violation::RepeatedHello),
+            (RendererToBrowser::Hello, false) => self.hello_seen = true,
+            (RendererToBrowser::Hello, true) => return Err(Violation::RepeatedHello),
             (other, false) => return Err(Violation::NoHello(other.kind())),
             _ => {}
         }
         match &frame.msg {
-            RendererToBrowser::Hello { server_name } => limit(
-                "server name",
-                server_name.len(),
-                warren_ipc::MAX_SERVER_NAME_LEN,
-            )?,
             RendererToBrowser::UrlChanged { url } => {
                 check_url(url, SHOWN_SCHEMES)?;
             }
@@ -111,25 +146,14 @@ impl Validator {
                 snapshot::check_page_limits(page)?;
                 check_url(&page.url, SHOWN_SCHEMES)?;
             }
-            RendererToBrowser::Ready
+            RendererToBrowser::Hello
+            | RendererToBrowser::Ready { .. }
             | RendererToBrowser::Loading(_)
             | RendererToBrowser::HistoryChanged { .. }
             | RendererToBrowser::Pong { .. }
             | RendererToBrowser::FormEdited(_)
             | RendererToBrowser::PlayingAudio(_) => {}
         }
-        Ok(())
-    }
-
-    /// Token bucket: `RATE_PER_SECOND` sustained, `BURST` at once.
-    fn spend(&mut self, now: Instant) -> Result<(), Violation> {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * f64::from(RATE_PER_SECOND)).min(BURST);
-        if self.tokens < 1.0 {
-            return Err(Violation::Flood(RATE_PER_SECOND));
-        }
-        self.tokens -= 1.0;
         Ok(())
     }
 }
@@ -154,6 +178,11 @@ fn limit(what: &'static str, len: usize, max: usize) -> Result<(), Violation> {
 
 fn check_url(url: &str, schemes: &[&str]) -> Result<url::Url, Violation> {
     limit("URL", url.len(), warren_ipc::MAX_URL_LEN)?;
+    // The URL parser strips or tolerates some control characters (a NUL, a trailing newline), but
+    // the raw string is what the browser keeps, shows and hands to the next renderer.
+    if url.chars().any(char::is_control) {
+        return Err(Violation::BadUrl(truncated(url)));
+    }
     let parsed = url::Url::parse(url).map_err(|_| Violation::BadUrl(truncated(url)))?;
     if !schemes.contains(&parsed.scheme()) {
         return Err(Violation::BadScheme(parsed.scheme().to_owned()));
@@ -177,67 +206,6 @@ pub fn check_open_tab(url: &str, opener_url: &str) -> Result<(), Violation> {
     Ok(())
 }
 
-/// A renderer's one-shot server, held open by descriptor so that what was checked is what the
-/// browser connects to.
-#[derive(Debug)]
-pub struct ServerSocket(std::os::fd::OwnedFd);
-
-impl ServerSocket {
-    /// The name to connect to: the checked socket file through this process's descriptor, never
-    /// the renderer's path again (its directory could have changed since), and short enough for
-    /// `sun_path` (ipc-channel silently cuts longer names, so a long name could be made to reach
-    /// a different socket than the one checked).
-    pub fn connect_name(&self) -> String {
-        use std::os::fd::AsRawFd;
-        format!("/proc/self/fd/{}", self.0.as_raw_fd())
-    }
-}
-
-/// Checks that a one-shot server name lies inside `runtime_dir` (which must be canonical) and
-/// names a socket there, and opens it (`O_PATH`) for [`ServerSocket::connect_name`].
-///
-/// The name is checked lexically first (absolute, under the directory, no `..`), then the file is
-/// opened without following a final symbolic link and checked again through the descriptor: its
-/// real path must still lie in the directory, and it must be a socket. The renderer owns the
-/// directory's contents and could plant links to another process's socket or swap files around.
-pub fn check_server_name(name: &str, runtime_dir: &Path) -> Result<ServerSocket, Violation> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::fs::FileTypeExt;
-    let outside = || Violation::ServerOutsideRuntimeDir(truncated(name));
-    let path = Path::new(name);
-    let relative = path.strip_prefix(runtime_dir).map_err(|_| outside())?;
-    if relative.as_os_str().is_empty()
-        || !relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-    {
-        return Err(outside());
-    }
-    let c_path = std::ffi::CString::new(name).map_err(|_| outside())?;
-    // SAFETY: a plain open(2) of a NUL-terminated path; the descriptor is owned below.
-    let fd = unsafe {
-        libc::open(
-            c_path.as_ptr(),
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(outside());
-    }
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let real =
-        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| outside())?;
-    if !real.starts_with(runtime_dir) || real == runtime_dir {
-        return Err(outside());
-    }
-    let file = std::fs::File::from(fd);
-    match file.metadata() {
-        Ok(m) if m.file_type().is_socket() => Ok(ServerSocket(file.into())),
-        _ => Err(outside()),
-    }
-}
-
 /// Text for a crash notice: renderer strings are shown only in part.
 fn truncated(s: &str) -> String {
     const MAX: usize = 80;
@@ -249,48 +217,91 @@ fn truncated(s: &str) -> String {
     }
 }
 
+/// A token bucket: up to `burst` at once, refilled at `per_second`. The browser's budgets are all
+/// one of these: a renderer's messages and bytes ([`Validator`]), the tabs pages may open, the
+/// tabs that may be opened at all, and the URLs a second launch may hand over.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    burst: f64,
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(burst: f64, per_second: f64, now: Instant) -> Self {
+        Self {
+            burst,
+            per_second,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// A bucket of `burst` tokens that gains one every `interval`.
+    pub fn with_budget(burst: u32, interval: Duration, now: Instant) -> Self {
+        Self::new(f64::from(burst), 1.0 / interval.as_secs_f64(), now)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+    }
+
+    /// Takes `n` tokens if there are that many; otherwise takes none.
+    pub fn take(&mut self, n: f64, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens < n {
+            return false;
+        }
+        self.tokens -= n;
+        true
+    }
+
+    /// Takes one token if there is one.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        self.take(1.0, now)
+    }
+
+    /// How long until `n` tokens are there (zero if they are now; `None` if `n` is more than the
+    /// bucket holds, so waiting would not help).
+    pub fn wait_for(&mut self, n: f64, now: Instant) -> Option<Duration> {
+        if n > self.burst {
+            return None;
+        }
+        self.refill(now);
+        let missing = (n - self.tokens).max(0.0);
+        Some(Duration::from_secs_f64(missing / self.per_second))
+    }
+}
+
 /// Limits how many tabs pages may open: a burst, then one per interval. The browser keeps one
 /// per renderer ([`POPUP_BURST`], [`POPUP_INTERVAL`]) and one for all renderers together
 /// ([`ALL_POPUPS_BURST`], [`ALL_POPUPS_INTERVAL`]), since the tabs a page opens can open tabs
 /// in turn. Requests beyond it are dropped, not treated as violations, since an ordinary page can
 /// call `window.open` in a loop; but renderers cannot fork-bomb the machine with tabs (each costs
 /// three processes).
-#[derive(Debug)]
-pub struct PopupLimiter {
-    burst: f64,
-    interval: Duration,
-    tokens: f64,
-    last: Instant,
-}
+pub type PopupLimiter = TokenBucket;
 
 pub const POPUP_BURST: u32 = 5;
 pub const POPUP_INTERVAL: Duration = Duration::from_secs(2);
 pub const ALL_POPUPS_BURST: u32 = 20;
 pub const ALL_POPUPS_INTERVAL: Duration = Duration::from_secs(3);
 
-impl PopupLimiter {
-    pub fn with_budget(burst: u32, interval: Duration, now: Instant) -> Self {
-        let burst = f64::from(burst);
-        Self {
-            burst,
-            interval,
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    /// Whether a tab may be opened now.
-    pub fn allow(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed / self.interval.as_secs_f64()).min(self.burst);
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
-}
+/// The browser-wide budget of new tabs, whoever asks (the control socket's `new_tab`, a second
+/// launch's hand-over, Ctrl+T, the chrome's + button, pages): [`SPAWN_BURST`] at once, then one
+/// every [`SPAWN_INTERVAL`]. Every new tab starts a renderer, and with it WebKit's web and
+/// network processes; 227 of them at once left the browser unable to answer its control socket.
+/// Starting a renderer also costs the UI thread a few tens of milliseconds (fork, exec, the
+/// sandbox), so the burst also bounds how long one batch of requests can hold it. A person
+/// holding Ctrl+T down gets 12 tabs at once, then two a second; the tests' and the benchmarks'
+/// scripted sessions open at most ten in a row. Tabs that already exist are not counted when they
+/// get a renderer again (activating a discarded tab, reloading a crashed one): there are no more
+/// of those than there are tabs.
+pub const SPAWN_BURST: u32 = 12;
+pub const SPAWN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long a renderer may take to say Hello before it is ended.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -302,6 +313,19 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(15);
 mod tests {
     use super::*;
 
+    /// [`Validator::check`] with the frame's real size on the wire.
+    trait CheckAt {
+        fn check_at(&mut self, frame: &UpFrame, now: Instant) -> Result<(), Violation>;
+    }
+
+    impl CheckAt for Validator {
+        fn check_at(&mut self, frame: &UpFrame, now: Instant) -> Result<(), Violation> {
+            let len =
+                warren_ipc::frame::encode(frame).map_or(warren_ipc::MAX_FRAME_LEN, |b| b.len());
+            self.check(frame, len, now)
+        }
+    }
+
     fn frame(tab: u64, msg: RendererToBrowser) -> UpFrame {
         UpFrame {
             tab_id: TabId(tab),
@@ -310,14 +334,12 @@ mod tests {
     }
 
     fn hello() -> RendererToBrowser {
-        RendererToBrowser::Hello {
-            server_name: "/run/x/socket".into(),
-        }
+        RendererToBrowser::Hello
     }
 
     fn ready_validator(now: Instant) -> Validator {
         let mut v = Validator::new(TabId(1), now);
-        v.check(&frame(1, hello()), now).unwrap();
+        v.check_at(&frame(1, hello()), now).unwrap();
         v
     }
 
@@ -326,12 +348,12 @@ mod tests {
         let now = Instant::now();
         let mut v = Validator::new(TabId(1), now);
         assert_eq!(
-            v.check(&frame(1, RendererToBrowser::Ready), now),
+            v.check_at(&frame(1, RendererToBrowser::Ready { landlock: true }), now),
             Err(Violation::NoHello("Ready"))
         );
         let mut v = ready_validator(now);
         assert_eq!(
-            v.check(&frame(1, hello()), now),
+            v.check_at(&frame(1, hello()), now),
             Err(Violation::RepeatedHello)
         );
     }
@@ -341,7 +363,7 @@ mod tests {
         let now = Instant::now();
         let mut v = ready_validator(now);
         assert_eq!(
-            v.check(&frame(2, RendererToBrowser::Ready), now),
+            v.check_at(&frame(2, RendererToBrowser::Ready { landlock: true }), now),
             Err(Violation::WrongTab {
                 expected: TabId(1),
                 got: TabId(2)
@@ -362,7 +384,7 @@ mod tests {
             "data:text/html,hi",
         ] {
             assert_eq!(
-                v.check(
+                v.check_at(
                     &frame(1, RendererToBrowser::UrlChanged { url: ok.into() }),
                     now
                 ),
@@ -372,7 +394,7 @@ mod tests {
         }
         for bad in ["javascript:alert(1)", "chrome://settings", "not a url", ""] {
             assert!(
-                v.check(
+                v.check_at(
                     &frame(1, RendererToBrowser::UrlChanged { url: bad.into() }),
                     now
                 )
@@ -385,7 +407,7 @@ mod tests {
             "a".repeat(warren_ipc::MAX_URL_LEN)
         );
         assert!(matches!(
-            v.check(&frame(1, RendererToBrowser::UrlChanged { url: long }), now),
+            v.check_at(&frame(1, RendererToBrowser::UrlChanged { url: long }), now),
             Err(Violation::TooLong { .. })
         ));
     }
@@ -407,11 +429,11 @@ mod tests {
         let mut v = ready_validator(now);
         let title = "é".repeat(warren_ipc::MAX_TITLE_LEN);
         assert!(v
-            .check(&frame(1, RendererToBrowser::TitleChanged { title }), now)
+            .check_at(&frame(1, RendererToBrowser::TitleChanged { title }), now)
             .is_err());
         let result = Err("x".repeat(warren_ipc::MAX_EVAL_RESULT_LEN + 1));
         assert!(v
-            .check(
+            .check_at(
                 &frame(1, RendererToBrowser::EvalResult { request: 1, result }),
                 now
             )
@@ -436,17 +458,17 @@ mod tests {
         };
         let ok = history(&["https://a.example/", "file:///tmp/a.html"]);
         assert_eq!(
-            v.check(&frame(1, RendererToBrowser::HistoryState(ok.clone())), now),
+            v.check_at(&frame(1, RendererToBrowser::HistoryState(ok.clone())), now),
             Ok(())
         );
         let bad = history(&["https://a.example/", "javascript:alert(1)"]);
         assert!(v
-            .check(&frame(1, RendererToBrowser::HistoryState(bad)), now)
+            .check_at(&frame(1, RendererToBrowser::HistoryState(bad)), now)
             .is_err());
         let mut out_of_range = ok.clone();
         out_of_range.current = 5;
         assert!(v
-            .check(
+            .check_at(
                 &frame(1, RendererToBrowser::HistoryState(out_of_range)),
                 now
             )
@@ -459,7 +481,7 @@ mod tests {
             fields: Vec::new(),
         };
         assert!(matches!(
-            v.check(
+            v.check_at(
                 &frame(
                     1,
                     RendererToBrowser::StateCaptured {
@@ -473,7 +495,7 @@ mod tests {
             Err(Violation::BadState(_))
         ));
         assert_eq!(
-            v.check(&frame(1, RendererToBrowser::FormEdited(true)), now),
+            v.check_at(&frame(1, RendererToBrowser::FormEdited(true)), now),
             Ok(())
         );
     }
@@ -485,15 +507,199 @@ mod tests {
         // A steady 500 messages per second for 20 seconds passes.
         for i in 0..10_000u64 {
             let now = start + Duration::from_millis(i * 2);
-            v.check(&frame(1, RendererToBrowser::Pong { seq: i }), now)
+            v.check_at(&frame(1, RendererToBrowser::Pong { seq: i }), now)
                 .unwrap();
         }
         // Thousands in the same instant do not.
         let now = start + Duration::from_secs(30);
         let err = (0..10_000)
-            .map(|i| v.check(&frame(1, RendererToBrowser::Pong { seq: i }), now))
+            .map(|i| v.check_at(&frame(1, RendererToBrowser::Pong { seq: i }), now))
             .find(Result::is_err);
         assert_eq!(err, Some(Err(Violation::Flood(RATE_PER_SECOND))));
+    }
+
+    /// A history report of about `kib` KiB on the wire: WebKit's state plus entries.
+    fn history_of(kib: usize) -> warren_ipc::SessionHistory {
+        use warren_ipc::{HistoryEntry, SessionHistory};
+        let state = (kib * 1024).min(warren_ipc::MAX_WEBKIT_STATE_LEN);
+        let rest = kib * 1024 - state;
+        let entries = (rest / 8192).clamp(1, warren_ipc::MAX_HISTORY_ENTRIES);
+        SessionHistory {
+            entries: (0..entries)
+                .map(|i| HistoryEntry {
+                    url: format!("https://a.example/{i}?{}", "q".repeat(8000)),
+                    title: format!("page {i}"),
+                })
+                .collect(),
+            current: 0,
+            webkit_state: vec![7; state],
+        }
+    }
+
+    fn long_url(len: usize) -> String {
+        let base = "https://a.example/";
+        format!("{base}{}", "a".repeat(len - base.len()))
+    }
+
+    fn wire(f: &UpFrame) -> usize {
+        warren_ipc::frame::encode(f).unwrap().len()
+    }
+
+    #[test]
+    fn the_heaviest_honest_renderer_stays_inside_the_byte_budget() {
+        let start = Instant::now();
+        let mut v = ready_validator(start);
+        // A restore's flurry at once: a maximum-size history, a captured state of the same size,
+        // and four 64 KiB URLs (data: URLs are that long).
+        let history = history_of(1000);
+        let big = frame(1, RendererToBrowser::HistoryState(history.clone()));
+        assert!(wire(&big) > 900 * 1024, "{}", wire(&big));
+        let captured = frame(
+            1,
+            RendererToBrowser::StateCaptured {
+                request: 1,
+                history: history.clone(),
+                page: warren_ipc::PageState {
+                    url: "https://a.example/0".into(),
+                    scroll_x: 0.0,
+                    scroll_y: 10.0,
+                    zoom: 1.0,
+                    fields: Vec::new(),
+                },
+            },
+        );
+        v.check_at(&big, start).unwrap();
+        v.check_at(&captured, start).unwrap();
+        for _ in 0..4 {
+            let url = long_url(warren_ipc::MAX_URL_LEN);
+            v.check_at(&frame(1, RendererToBrowser::UrlChanged { url }), start)
+                .unwrap();
+        }
+        // Then two minutes of the worst steady traffic: a maximum-size history every second, and
+        // 30 title changes, 10 URL changes of 8 KiB and a pong per second.
+        let mut sent = 0usize;
+        for second in 1..=120u64 {
+            let at = |ms: u64| start + Duration::from_millis(second * 1000 + ms);
+            v.check_at(&big, at(0)).unwrap();
+            sent += wire(&big);
+            for i in 0..30u64 {
+                let title = format!("tick {second}.{i} {}", "t".repeat(100));
+                v.check_at(
+                    &frame(1, RendererToBrowser::TitleChanged { title }),
+                    at(i * 33),
+                )
+                .unwrap();
+            }
+            for i in 0..10u64 {
+                let url = long_url(8 * 1024);
+                v.check_at(
+                    &frame(1, RendererToBrowser::UrlChanged { url }),
+                    at(i * 100 + 5),
+                )
+                .unwrap();
+            }
+            v.check_at(&frame(1, RendererToBrowser::Pong { seq: second }), at(500))
+                .unwrap();
+        }
+        assert!(sent > 100 * 1024 * 1024, "{sent}");
+    }
+
+    #[test]
+    fn a_byte_flood_within_the_message_budget_is_cut_off_within_a_second() {
+        let start = Instant::now();
+        let mut v = ready_validator(start);
+        // 900 frames of 64 KiB a second: under the message budget, 56 MiB/s of bytes.
+        let url = long_url(warren_ipc::MAX_URL_LEN);
+        let flood = frame(1, RendererToBrowser::UrlChanged { url });
+        assert!(wire(&flood) >= 64 * 1024);
+        let mut cut = None;
+        for i in 0..(900 * 10u64) {
+            let now = start + Duration::from_micros(i * 1_000_000 / 900);
+            if let Err(e) = v.check_at(&flood, now) {
+                cut = Some((now - start, e));
+                break;
+            }
+        }
+        let (after, e) = cut.expect("the flood was never cut off");
+        assert_eq!(e, Violation::ByteFlood(BYTES_PER_SECOND));
+        assert!(
+            after < Duration::from_secs(1),
+            "cut off only after {after:?}"
+        );
+        assert!(e.to_string().contains("2048 KiB per second"), "{e}");
+        // The same number of small messages would have passed the message budget.
+        let mut w = ready_validator(start);
+        for i in 0..(900 * 10u64) {
+            let now = start + Duration::from_micros(i * 1_000_000 / 900);
+            w.check_at(&frame(1, RendererToBrowser::Pong { seq: i }), now)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn script_results_are_not_counted_in_bytes() {
+        let now = Instant::now();
+        let mut v = ready_validator(now);
+        // Forty answers of 512 KiB (20 MiB) at once: each was asked for (the reader checks).
+        for request in 0..40 {
+            let result = Ok("r".repeat(warren_ipc::MAX_EVAL_RESULT_LEN));
+            v.check_at(
+                &frame(1, RendererToBrowser::EvalResult { request, result }),
+                now,
+            )
+            .unwrap();
+        }
+        // Unsolicited bytes still are.
+        let url = long_url(warren_ipc::MAX_URL_LEN);
+        let refused = (0..1000)
+            .map(|_| {
+                v.check_at(
+                    &frame(1, RendererToBrowser::UrlChanged { url: url.clone() }),
+                    now,
+                )
+            })
+            .position(|r| r.is_err());
+        assert_eq!(
+            refused,
+            Some((BYTE_BURST as usize) / wire(&frame(1, RendererToBrowser::UrlChanged { url })))
+        );
+    }
+
+    #[test]
+    fn spawn_budget_is_a_burst_then_a_steady_rate_and_says_when_to_retry() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::with_budget(SPAWN_BURST, SPAWN_INTERVAL, t0);
+        // Ctrl+T held down (auto-repeat, 25 a second): the first SPAWN_BURST open at once...
+        let mut opened = Vec::new();
+        for i in 0..250u64 {
+            let now = t0 + Duration::from_millis(i * 40);
+            if b.allow(now) {
+                opened.push(now - t0);
+            }
+        }
+        assert!(opened[..SPAWN_BURST as usize]
+            .iter()
+            .all(|at| *at < Duration::from_secs(1)));
+        // ... then about two a second: 10 s of it add about 19 more (the burst's own second
+        // refilled two).
+        assert!(
+            (SPAWN_BURST as usize + 17..=SPAWN_BURST as usize + 22).contains(&opened.len()),
+            "{}",
+            opened.len()
+        );
+        let now = t0 + Duration::from_secs(10);
+        let wait = b.wait_for(1.0, now).unwrap();
+        assert!(wait <= SPAWN_INTERVAL, "{wait:?}");
+        assert!(!b.allow(now) || wait.is_zero());
+        assert!(b.allow(now + SPAWN_INTERVAL));
+        assert_eq!(b.wait_for(f64::from(SPAWN_BURST) + 1.0, now), None);
+        // A clock that goes backwards adds nothing.
+        let mut c =
+            TokenBucket::with_budget(1, Duration::from_secs(1), t0 + Duration::from_secs(5));
+        assert!(c.allow(t0 + Duration::from_secs(5)));
+        assert!(!c.allow(t0));
+        assert!(!c.allow(t0 + Duration::from_millis(5500)));
+        assert!(c.allow(t0 + Duration::from_secs(6)));
     }
 
     #[test]
@@ -504,41 +710,5 @@ mod tests {
         assert_eq!(allowed, POPUP_BURST as usize);
         assert!(!p.allow(t0 + POPUP_INTERVAL / 2));
         assert!(p.allow(t0 + POPUP_INTERVAL * 2));
-    }
-
-    #[test]
-    fn server_name_must_be_a_socket_inside_the_runtime_dir() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = std::fs::canonicalize(root.path()).unwrap().join("r1");
-        std::fs::create_dir(&dir).unwrap();
-        let inner = dir.join(".tmpabc");
-        std::fs::create_dir(&inner).unwrap();
-        let sock = inner.join("socket");
-        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let server = check_server_name(sock.to_str().unwrap(), &dir).unwrap();
-        // The browser connects through its own descriptor, and reaches the checked socket.
-        let name = server.connect_name();
-        assert!(name.starts_with("/proc/self/fd/"), "{name}");
-        std::os::unix::net::UnixStream::connect(&name).unwrap();
-
-        let outside_dir = std::fs::canonicalize(root.path()).unwrap().join("r2");
-        std::fs::create_dir(&outside_dir).unwrap();
-        let other = outside_dir.join("socket");
-        let _other_listener = std::os::unix::net::UnixListener::bind(&other).unwrap();
-        let dotdot = format!("{}/../r2/socket", dir.display());
-        assert!(check_server_name(&dotdot, &dir).is_err());
-        assert!(check_server_name(other.to_str().unwrap(), &dir).is_err());
-        assert!(check_server_name("relative/socket", &dir).is_err());
-        assert!(check_server_name(dir.to_str().unwrap(), &dir).is_err());
-
-        // A symbolic link planted inside the directory, pointing at another renderer's socket.
-        let link = dir.join("link");
-        std::os::unix::fs::symlink(&other, &link).unwrap();
-        assert!(check_server_name(link.to_str().unwrap(), &dir).is_err());
-
-        // A regular file is not a server.
-        let file = dir.join("file");
-        std::fs::write(&file, b"x").unwrap();
-        assert!(check_server_name(file.to_str().unwrap(), &dir).is_err());
     }
 }

@@ -9,12 +9,14 @@
 //!   browser creates and hands to the renderer as descriptor [`UP_FD`], as length-prefixed frames
 //!   ([`frame`]) carrying a postcard-encoded [`UpFrame`]. The browser never runs an ipc-channel
 //!   receive on renderer bytes: ipc-channel's Unix receiver trusts its peer.
-//! * **Down** (browser → renderer) is ipc-channel. The renderer creates an
-//!   [`ipc_channel::ipc::IpcOneShotServer`], reports its name in [`RendererToBrowser::Hello`], and
-//!   the browser connects and sends one [`Launch`] that carries the receiver of every later
-//!   [`BrowserToRenderer`] message.
+//! * **Down** (browser → renderer) is ipc-channel. The browser creates a channel and hands its
+//!   receiver to the renderer as descriptor [`DOWN_FD`] at `exec`; the first message on it is one
+//!   [`Launch`], which carries the receiver of every later [`BrowserToRenderer`] message. Nothing
+//!   is reached through a name, so a renderer cannot point the browser at another process's
+//!   socket.
 
 pub mod frame;
+pub mod probe;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,8 +27,21 @@ use serde::{Deserialize, Serialize};
 /// The descriptor number on which a renderer finds its end of the up socket.
 pub const UP_FD: i32 = 3;
 
+/// The descriptor number on which a renderer finds the receiver of its [`Launch`]: an ipc-channel
+/// the browser created and handed over at `exec`, so no socket is ever found by name.
+pub const DOWN_FD: i32 = 4;
+
 /// Environment variable that tells a renderer which tab it is launched for.
 pub const ENV_TAB_ID: &str = "WARREN_TAB_ID";
+
+/// Environment variable the browser sets when it started the renderer inside its sandbox: the
+/// layers the browser applied, comma-separated (`namespaces,seccomp`).
+pub const ENV_SANDBOX: &str = "WARREN_SANDBOX";
+
+/// Environment variable naming the X display WebKit's web processes are to see (a headless one
+/// the browser started), never the user's. The renderer points `DISPLAY` at it once its own view's
+/// connection exists.
+pub const ENV_WEB_DISPLAY: &str = "WARREN_WEB_DISPLAY";
 
 /// The largest up frame payload the browser accepts, in bytes. A longer length prefix ends the
 /// renderer.
@@ -40,9 +55,6 @@ pub const MAX_TITLE_LEN: usize = 4096;
 
 /// The longest script result (JSON text) the browser accepts, in bytes.
 pub const MAX_EVAL_RESULT_LEN: usize = 512 * 1024;
-
-/// The longest one-shot server name the browser accepts, in bytes.
-pub const MAX_SERVER_NAME_LEN: usize = 4096;
 
 /// The most back/forward entries a [`SessionHistory`] may list.
 pub const MAX_HISTORY_ENTRIES: usize = 200;
@@ -207,8 +219,8 @@ pub enum FieldValue {
     Selected(Vec<u32>),
 }
 
-/// Everything a renderer needs to start hosting its tab, sent once by the browser right after it
-/// connects to the renderer's one-shot server.
+/// Everything a renderer needs to start hosting its tab: the one message on the channel the
+/// renderer finds at [`DOWN_FD`].
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Launch {
     /// The tab this renderer hosts; every up frame must carry it.
@@ -260,11 +272,14 @@ pub struct UpFrame {
 /// invalid one ends the renderer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RendererToBrowser {
-    /// First frame of every renderer: the name of its one-shot server, which must lie inside the
-    /// renderer's private runtime directory.
-    Hello { server_name: String },
-    /// The web view exists and is loading its first URL.
-    Ready,
+    /// First frame of every renderer: it took its descriptors and waits for its [`Launch`].
+    Hello,
+    /// The web view exists and is loading its first URL. `landlock`: the renderer's Landlock
+    /// scoping (no abstract Unix socket and no signal outside its sandbox) was in force before
+    /// the view was built. The renderer says so itself: no other process can read a Landlock
+    /// domain, and once in force a renderer cannot leave it, so a lie can only come from a
+    /// renderer that never had it.
+    Ready { landlock: bool },
     /// The tab's URL changed (navigation committed, same-document navigation, redirect).
     UrlChanged { url: String },
     /// The page's title changed.
@@ -308,8 +323,8 @@ impl RendererToBrowser {
     /// A short name of the variant, for logs and crash notices.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Hello { .. } => "Hello",
-            Self::Ready => "Ready",
+            Self::Hello => "Hello",
+            Self::Ready { .. } => "Ready",
             Self::UrlChanged { .. } => "UrlChanged",
             Self::TitleChanged { .. } => "TitleChanged",
             Self::Loading(_) => "Loading",

@@ -16,7 +16,10 @@
 //!    WebKit's web and network processes notice their closed connections and end with us.
 
 mod focus;
+mod landlock;
+mod probe;
 mod protocol;
+mod sandbox;
 mod scripts;
 mod session;
 mod startup;
@@ -183,6 +186,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(tab_id);
+    // `browser --sandbox-self-test` starts the renderer through the same launch path to probe
+    // its sandbox.
+    if let Some(targets) = probe::requested() {
+        return probe::run(&targets);
+    }
     match run(tab_id) {
         Ok(reason) => ExitCode::from(reason.status()),
         Err(e) => {
@@ -215,12 +223,14 @@ fn run(tab_id: TabId) -> Result<ExitReason, RunError> {
     log::debug!(target: "renderer", "launched after {:?}", started.elapsed());
 
     gtk::init().map_err(RunError::Gtk)?;
+    // The X connection exists: the renderer's own sandbox layers, before any web content.
+    let landlock = sandbox::enter();
     let up = Up::new(
         tab_id,
         up_stream,
         Box::new(|why| request_exit(ExitReason::BrowserGone(why.to_owned()))),
     );
-    let tab = Tab::build(&launch, Rc::clone(&up))?;
+    let tab = Tab::build(&launch, Rc::clone(&up), landlock)?;
     log::info!(target: "renderer", "ready after {:?}", started.elapsed());
 
     let rx = spawn_down_thread(launch.receiver).map_err(RunError::Thread)?;

@@ -1,15 +1,19 @@
 //! Renderer start-up: tie the process's life to the browser, take the up socket, and run the launch handshake.
 
-use std::os::fd::{BorrowedFd, FromRawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
-use ipc_channel::ipc::IpcOneShotServer;
+use ipc_channel::ipc::IpcReceiver;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::sys::stat::{fstat, SFlag};
 use nix::unistd::getppid;
-use warren_ipc::{Launch, RendererToBrowser, TabId, ENV_TAB_ID, MAX_SERVER_NAME_LEN, UP_FD};
+use warren_ipc::{Launch, RendererToBrowser, TabId, DOWN_FD, ENV_TAB_ID, UP_FD};
+
+/// How long the renderer waits for its [`Launch`] after saying Hello.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why the renderer could not start. Each message says what the launcher got wrong.
 #[derive(Debug, thiserror::Error)]
@@ -28,18 +32,12 @@ pub enum StartupError {
     UpNotSocket,
     #[error("cannot mark descriptor {UP_FD} close-on-exec: {0}")]
     Cloexec(nix::Error),
-    #[error("the runtime directory {0} ($TMPDIR) is not a directory; the browser must create it before starting the renderer")]
-    NoRuntimeDir(std::path::PathBuf),
-    #[error("cannot create the launch server (check that $TMPDIR is writable): {0}")]
-    Server(String),
-    #[error(
-        "the launch server name is {0} bytes long, over the browser's limit; use a shorter $TMPDIR"
-    )]
-    ServerNameTooLong(usize),
+    #[error("descriptor {DOWN_FD} (the launch channel) is not an open socket; the browser must pass the receiver of its launch channel as fd {DOWN_FD}: {0}")]
+    NoDownChannel(String),
     #[error("cannot send Hello to the browser: {0}")]
     Hello(String),
-    #[error("the browser did not complete the launch handshake: {0}")]
-    Accept(ipc_channel::IpcError),
+    #[error("the browser did not send the launch message: {0}")]
+    Launch(String),
     #[error("the browser launched tab {got} on the channel of tab {expected}")]
     WrongTab { expected: TabId, got: TabId },
 }
@@ -50,7 +48,10 @@ pub fn die_with_parent() -> Result<(), StartupError> {
     prctl::set_pdeathsig(Signal::SIGKILL).map_err(StartupError::DeathSignal)?;
     // The parent may have exited before the death signal was armed; then nobody will send it.
     let now = getppid();
-    if now != parent || now.as_raw() == 1 {
+    // Inside the sandbox's PID namespace the parent is bubblewrap's init, pid 1, which dies with
+    // the browser (`--die-with-parent`).
+    let in_sandbox = std::env::var_os(warren_ipc::ENV_SANDBOX).is_some();
+    if now != parent || (now.as_raw() == 1 && !in_sandbox) {
         return Err(StartupError::ParentGone);
     }
     Ok(())
@@ -79,26 +80,27 @@ pub fn take_up_socket() -> Result<UnixStream, StartupError> {
     Ok(unsafe { UnixStream::from_raw_fd(UP_FD) })
 }
 
-/// Creates the one-shot server, announces it with `send_hello`, and waits for the browser's
-/// [`Launch`].
+/// Takes the launch channel on [`DOWN_FD`], says Hello with `send_hello`, and waits for the
+/// browser's [`Launch`]. No socket is reached by name: the browser made the channel and handed it
+/// over at `exec`.
 pub fn handshake(
     tab_id: TabId,
     send_hello: impl FnOnce(RendererToBrowser) -> Result<(), String>,
 ) -> Result<Launch, StartupError> {
-    // ipc-channel puts its socket in a fresh directory under $TMPDIR, and panics instead of
-    // returning an error when it cannot create it.
-    let runtime_dir = std::env::temp_dir();
-    if !runtime_dir.is_dir() {
-        return Err(StartupError::NoRuntimeDir(runtime_dir));
+    // SAFETY: DOWN_FD is only borrowed for the checks.
+    let fd = unsafe { BorrowedFd::borrow_raw(DOWN_FD) };
+    let stat = fstat(fd).map_err(|e| StartupError::NoDownChannel(e.to_string()))?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
+        return Err(StartupError::NoDownChannel("not a socket".into()));
     }
-    let (server, server_name) = std::panic::catch_unwind(IpcOneShotServer::<Launch>::new)
-        .map_err(|_| StartupError::Server("ipc-channel panicked".to_owned()))?
-        .map_err(|e| StartupError::Server(e.to_string()))?;
-    if server_name.len() > MAX_SERVER_NAME_LEN {
-        return Err(StartupError::ServerNameTooLong(server_name.len()));
-    }
-    send_hello(RendererToBrowser::Hello { server_name }).map_err(StartupError::Hello)?;
-    let (_receiver, launch) = server.accept().map_err(StartupError::Accept)?;
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| StartupError::NoDownChannel(e.to_string()))?;
+    // SAFETY: open, a socket, and owned by this receiver alone from here on.
+    let receiver = IpcReceiver::<Launch>::from(unsafe { OwnedFd::from_raw_fd(DOWN_FD) });
+    send_hello(RendererToBrowser::Hello).map_err(StartupError::Hello)?;
+    let launch = receiver
+        .try_recv_timeout(LAUNCH_TIMEOUT)
+        .map_err(|e| StartupError::Launch(format!("{e:?}")))?;
     if launch.tab_id != tab_id {
         return Err(StartupError::WrongTab {
             expected: tab_id,

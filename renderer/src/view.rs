@@ -165,7 +165,7 @@ pub struct Tab {
 impl Tab {
     /// Builds the web view inside the browser's window, connects its signals, reports `Ready`
     /// and starts loading the launch URL.
-    pub fn build(launch: &Launch, up: Rc<Up>) -> Result<Rc<Self>, ViewError> {
+    pub fn build(launch: &Launch, up: Rc<Up>, landlock: bool) -> Result<Rc<Self>, ViewError> {
         let parent = c_ulong::try_from(launch.view.parent_window)
             .map_err(|_| ViewError::NoParentWindow(launch.view.parent_window))?;
         if !parent_window_exists(parent)? {
@@ -237,7 +237,7 @@ impl Tab {
         tab.connect_signals();
         let form_up = Rc::clone(&tab.up);
         scripts::install_form_watch(&tab.view, move |edited| form_up.form_edited(edited));
-        tab.up.send(RendererToBrowser::Ready);
+        tab.up.send(RendererToBrowser::Ready { landlock });
         tab.report_history();
         match &launch.view.restore {
             Some(snapshot) => {

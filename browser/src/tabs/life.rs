@@ -15,6 +15,11 @@ use crate::validate::{PopupLimiter, POPUP_BURST, POPUP_INTERVAL};
 pub trait Renderer {
     /// The renderer's process id (the leader of its process group).
     fn pid(&self) -> u32;
+    /// The process the browser started for the tab (bubblewrap around the renderer, or the
+    /// renderer itself): every process of the tab descends from it.
+    fn root_pid(&self) -> u32 {
+        self.pid()
+    }
     /// Queues a message without blocking; `Err` says why the renderer cannot take it (it stopped
     /// reading, or is gone), and the caller ends it.
     fn send(&self, msg: BrowserToRenderer) -> Result<(), &'static str>;
@@ -41,6 +46,13 @@ pub trait Launcher {
     /// Starts a renderer for tab `id`. Returns once the process exists; the handshake continues
     /// in the background.
     fn launch(&mut self, id: TabId, start: Start) -> Result<Box<dyn Renderer>, String>;
+
+    /// Whether renderers see only the files they were started with ([`Start::files`]): then a
+    /// tab whose user opens a file its renderer cannot see gets a fresh renderer. False without
+    /// the sandbox's namespaces, where every renderer sees every file.
+    fn file_views(&self) -> bool {
+        true
+    }
 }
 
 /// What a new renderer starts with.
@@ -54,6 +66,9 @@ pub struct Start {
     pub bounds: Bounds,
     /// A checked snapshot to restore instead of a plain load.
     pub restore: Option<TabSnapshot>,
+    /// The files the user opened in the tab: the renderer's sandbox shows them (read-only), and
+    /// nothing else of the user's files.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 /// An answer the app is waiting for (a control-socket request), given back in
@@ -74,6 +89,8 @@ pub struct Live {
     pub(super) captures: Vec<u64>,
     /// When the renderer started or was last thawed: the idle timers count from here too.
     pub(super) since: Instant,
+    /// The renderer reported its Landlock scoping in force (in `Ready`).
+    pub(super) landlock: bool,
 }
 
 impl Live {
@@ -85,6 +102,7 @@ impl Live {
             evals: HashMap::new(),
             captures: Vec::new(),
             since: now,
+            landlock: false,
         }
     }
 }
@@ -92,7 +110,8 @@ impl Live {
 /// Why a tab's renderer is gone and the tab shows the crash notice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CrashCause {
-    /// The up socket closed; the reaper has not said yet how the process ended.
+    /// The up socket closed; the reaper has not said yet how the process it waits for (the
+    /// started process: bubblewrap around the renderer, or the renderer) ended.
     Disconnected { pid: u32 },
     /// Everything known, as the crash notice says it.
     Known(String),
@@ -150,6 +169,14 @@ impl Life {
             Self::Discarding { live, .. } => Some(live),
             Self::Discarded { .. } | Self::Crashed(_) => None,
         }
+    }
+
+    /// Whether the tab has a renderer process (running, stopped or being discarded).
+    pub(super) fn has_renderer(&self) -> bool {
+        matches!(
+            self,
+            Self::Starting(_) | Self::Live(_) | Self::Frozen(_) | Self::Discarding { .. }
+        )
     }
 
     /// A renderer that runs and reads its messages (not stopped, not on its way out).

@@ -39,17 +39,19 @@ use warren_ipc::{
 };
 
 pub use life::{CrashCause, Launcher, Life, Renderer, Start, Ticket};
-pub use strip::{Tab, TabState, TabStrip};
+pub use strip::{Tab, TabState, TabStrip, MAX_OPENED_FILES};
 
 use crate::host::HostEvent;
 use crate::policy::{self, Protection};
 use crate::session::{Session, SessionTab};
-use crate::validate::{self, PopupLimiter};
+use crate::validate::{self, PopupLimiter, TokenBucket};
 use life::Live;
 use snapshot::Grants;
 
-/// Events a renderer may deliver per wake before the loop yields to the window.
-pub const EVENTS_PER_WAKE: usize = 256;
+/// Events a renderer may deliver per wake before the loop yields to the window (and to the other
+/// renderers): a renderer that sends more waits for the next wake, so one renderer cannot hold
+/// the UI thread, however fast it sends.
+pub const EVENTS_PER_WAKE: usize = 64;
 
 /// How long a closing renderer gets to exit on its own before its tree is killed.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(800);
@@ -161,6 +163,15 @@ pub enum TabError {
     NotFrozen { id: TabId, state: &'static str },
     #[error("tab {id} cannot be frozen: {reason}")]
     FreezeFailed { id: TabId, reason: String },
+    #[error("too many new tabs; try again in {retry_after_s} s")]
+    TooManyNewTabs { retry_after_s: u64 },
+}
+
+/// The latest title and URL change of a renderer not applied yet (see [`Tabs::poll_renderers`]).
+#[derive(Default)]
+struct Coalesced {
+    title: Option<RendererToBrowser>,
+    url: Option<RendererToBrowser>,
 }
 
 /// A closed tab's renderer, asked to exit and killed at its deadline.
@@ -177,6 +188,8 @@ pub struct Tabs {
     effects: Vec<Effect>,
     /// The budget of tabs that all pages together may open.
     popups: PopupLimiter,
+    /// The budget of new tabs, whoever asks ([`validate::SPAWN_BURST`]).
+    spawns: TokenBucket,
     /// The content area, where every view sits.
     bounds: Bounds,
     next_request: u64,
@@ -200,6 +213,7 @@ impl Tabs {
                 validate::ALL_POPUPS_INTERVAL,
                 now,
             ),
+            spawns: TokenBucket::with_budget(validate::SPAWN_BURST, validate::SPAWN_INTERVAL, now),
             bounds: Bounds::default(),
             next_request: 1,
             generation: 0,
@@ -252,6 +266,15 @@ impl Tabs {
             .collect()
     }
 
+    /// The tabs whose renderer reported Landlock scoping in force (in `Ready`).
+    pub fn landlocked(&self) -> Vec<TabId> {
+        self.strip
+            .iter()
+            .filter(|t| t.life.live().is_some_and(|l| l.landlock))
+            .map(|t| t.id)
+            .collect()
+    }
+
     /// Why the lifecycle policy's caps are exceeded, if they are.
     pub fn over_cap(&self) -> Option<&str> {
         self.over_cap.as_deref()
@@ -290,8 +313,10 @@ impl Tabs {
     ) -> Result<Outcome, TabError> {
         let outcome = match verb {
             Verb::Open { url, background } => {
+                self.spend_spawn(now)?;
                 let grants = Grants::for_user_url(&url);
-                Outcome::Opened(self.open(url, background, grants, now))
+                let files = snapshot::opened_file(&url).into_iter().collect();
+                Outcome::Opened(self.open(url, background, grants, files, now))
             }
             Verb::Navigate { tab, url } => {
                 self.navigate(tab, url, now)?;
@@ -399,7 +424,14 @@ impl Tabs {
         self.bounds
     }
 
-    fn open(&mut self, url: String, background: bool, grants: Grants, now: Instant) -> TabId {
+    fn open(
+        &mut self,
+        url: String,
+        background: bool,
+        grants: Grants,
+        files: Vec<std::path::PathBuf>,
+        now: Instant,
+    ) -> TabId {
         let id = self.strip.next_id();
         let previous = self.strip.active();
         let becomes_active = !background || previous.is_none();
@@ -408,9 +440,12 @@ impl Tabs {
             visible: becomes_active,
             bounds: self.bounds,
             restore: None,
+            files: files.clone(),
         };
         let life = self.start_renderer(id, start, now);
         let mut tab = Tab::new(id, url, grants, life, now);
+        tab.mounted = files.len();
+        tab.files = files;
         tab.loading = matches!(tab.life, Life::Starting(_));
         self.strip.push(tab);
         if becomes_active {
@@ -508,10 +543,48 @@ impl Tabs {
         });
     }
 
+    /// Replaces a tab's renderer with a fresh one that loads `url` (its sandbox is made for the
+    /// tab's files as they are now).
+    fn swap_renderer(&mut self, id: TabId, url: String, now: Instant) {
+        let visible = self.strip.active() == Some(id);
+        let bounds = self.bounds;
+        let Some(tab) = self.strip.get_mut(id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut tab.life, Life::Discarded { freed_kb: None });
+        let files = tab.files.clone();
+        // The old renderer leaves as a closed tab's does (asked to exit, then killed).
+        self.retire(
+            Tab::new(id, String::new(), Grants::default(), old, now),
+            now,
+        );
+        let start = Start {
+            url,
+            visible,
+            bounds,
+            restore: None,
+            files,
+        };
+        self.relaunch(id, start, now);
+    }
+
     fn navigate(&mut self, id: TabId, url: String, now: Instant) -> Result<(), TabError> {
+        let file_views = self.launcher.file_views();
         let tab = self.tab_mut(id)?;
         tab.grants.add_user_url(&url);
         tab.requested_url = url.clone();
+        if let Some(path) = snapshot::opened_file(&url) {
+            let shown =
+                !file_views || crate::sandbox::bwrap::shows(&tab.files[..tab.mounted], &path);
+            tab.add_file(path);
+            if !shown && tab.life.has_renderer() {
+                // The running renderer's sandbox was made without this file: a fresh renderer
+                // with the file in its view loads it (the old one's history is not carried over).
+                self.swap_renderer(id, url, now);
+                self.focus_if_active(id);
+                return Ok(());
+            }
+        }
         self.wake(id, now);
         self.send(id, BrowserToRenderer::Navigate { url });
         self.focus_if_active(id);
@@ -784,14 +857,22 @@ impl Tabs {
             .and_then(|s| s.history.current_entry())
             .map(|e| e.url.clone())
             .unwrap_or_else(|| committed_or_requested(tab));
+        let files = tab.files.clone();
         let start = Start {
             url,
             visible,
             bounds,
             restore,
+            files,
         };
+        self.relaunch(id, start, now);
+    }
+
+    /// Gives an existing tab a fresh renderer started with `start`.
+    fn relaunch(&mut self, id: TabId, start: Start, now: Instant) {
         let life = self.start_renderer(id, start, now);
         if let Some(tab) = self.strip.get_mut(id) {
+            tab.mounted = tab.files.len();
             tab.loading = matches!(life, Life::Starting(_));
             tab.responsive = true;
             tab.playing_audio = false;
@@ -851,6 +932,11 @@ impl Tabs {
 
     /// Handles what the renderers sent, at most [`EVENTS_PER_WAKE`] events per renderer. Returns
     /// whether events are left (the caller wakes itself again).
+    ///
+    /// Title and URL changes are coalesced: of a run of them only the last title and the last URL
+    /// are applied, once, just before the next other message (which may depend on the tab's URL:
+    /// a page that opens a tab) and at the end of the renderer's turn. So a page that changes its
+    /// title in a loop costs one update and one repaint per wake, not one per message.
     pub fn poll_renderers(&mut self, now: Instant) -> bool {
         let ids: Vec<TabId> = self
             .strip
@@ -860,6 +946,7 @@ impl Tabs {
             .collect();
         let mut more = false;
         for id in ids {
+            let mut pending = Coalesced::default();
             for _ in 0..EVENTS_PER_WAKE {
                 let event = self
                     .strip
@@ -867,8 +954,20 @@ impl Tabs {
                     .and_then(|t| t.life.live())
                     .and_then(|l| l.renderer.try_recv());
                 let Some(event) = event else { break };
-                self.renderer_event(id, event, now);
+                match event {
+                    HostEvent::Message(msg @ RendererToBrowser::TitleChanged { .. }) => {
+                        pending.title = Some(msg);
+                    }
+                    HostEvent::Message(msg @ RendererToBrowser::UrlChanged { .. }) => {
+                        pending.url = Some(msg);
+                    }
+                    other => {
+                        self.apply_coalesced(id, &mut pending, now);
+                        self.renderer_event(id, other, now);
+                    }
+                }
             }
+            self.apply_coalesced(id, &mut pending, now);
             more |= self
                 .strip
                 .get(id)
@@ -876,6 +975,16 @@ impl Tabs {
                 .is_some_and(|l| l.renderer.has_events());
         }
         more
+    }
+
+    /// Applies the title and URL changes held back by [`Tabs::poll_renderers`].
+    fn apply_coalesced(&mut self, id: TabId, pending: &mut Coalesced, now: Instant) {
+        for msg in [pending.url.take(), pending.title.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.renderer_message(id, msg, now);
+        }
     }
 
     fn renderer_event(&mut self, id: TabId, event: HostEvent, now: Instant) {
@@ -886,7 +995,7 @@ impl Tabs {
                 CrashCause::Known(format!("The renderer was ended because it {why}.")),
             ),
             HostEvent::Disconnected => {
-                let Some(pid) = self.strip.get(id).and_then(Tab::renderer_pid) else {
+                let Some(pid) = self.strip.get(id).and_then(Tab::root_pid) else {
                     return;
                 };
                 self.crash(id, CrashCause::Disconnected { pid });
@@ -895,10 +1004,12 @@ impl Tabs {
     }
 
     fn renderer_message(&mut self, id: TabId, msg: RendererToBrowser, now: Instant) {
-        if !matches!(
+        let shown = !matches!(
             msg,
             RendererToBrowser::Pong { .. } | RendererToBrowser::EvalResult { .. }
-        ) {
+        );
+        // One repaint is enough for everything a wake brings.
+        if shown && !self.effects.contains(&Effect::Redraw) {
             self.effects.push(Effect::Redraw);
         }
         let active = self.strip.active() == Some(id);
@@ -906,10 +1017,11 @@ impl Tabs {
             return;
         };
         match msg {
-            RendererToBrowser::Hello { .. } => {}
-            RendererToBrowser::Ready => {
+            RendererToBrowser::Hello => {}
+            RendererToBrowser::Ready { landlock } => {
                 if let Life::Starting(_) = tab.life {
-                    if let Some(live) = tab.life.take_live(Life::Discarded { freed_kb: None }) {
+                    if let Some(mut live) = tab.life.take_live(Life::Discarded { freed_kb: None }) {
+                        live.landlock = landlock;
                         tab.life = Life::Live(live);
                     }
                     if active && tab.url != NEW_TAB_URL {
@@ -1027,12 +1139,20 @@ impl Tabs {
         let allowed = validate::check_open_tab(&url, opener_url);
         // Each renderer has a budget, and all renderers together another: tabs opened by pages
         // can open tabs too.
-        let within_limit =
-            tab.life.running_mut().is_some_and(|l| l.popups.allow(now)) && self.popups.allow(now);
+        let within_limit = tab.life.running_mut().is_some_and(|l| l.popups.allow(now))
+            && self.popups.allow(now)
+            && self.spawns.allow(now);
         match allowed {
             Ok(()) if within_limit => {
                 let grants = Grants::for_user_url(&url);
-                self.open(url, false, grants, now);
+                // A local page's new tab sees what its opener's sandbox shows (its neighbours);
+                // a web page's new tab sees no file.
+                let files = if url.starts_with("file:") {
+                    tab.files.clone()
+                } else {
+                    Vec::new()
+                };
+                self.open(url, false, grants, files, now);
             }
             Ok(()) => log::warn!("tab {opener}: too many new tabs requested; dropped one"),
             Err(e) => log::warn!("tab {opener}: refused to open a tab: {e}"),
@@ -1041,7 +1161,12 @@ impl Tabs {
 
     /// The reaper collected `pid`, which ended as `how` ("exited with status 1").
     pub fn reaped(&mut self, pid: u32, how: &str) {
-        if let Some(index) = self.retiring.iter().position(|r| r.renderer.pid() == pid) {
+        // The reaper reports the browser's own children: the processes it started.
+        if let Some(index) = self
+            .retiring
+            .iter()
+            .position(|r| r.renderer.root_pid() == pid)
+        {
             // Dropping it kills what is left of its process group now.
             let mut retired = self.retiring.swap_remove(index);
             retired.renderer.mark_reaped();
@@ -1050,7 +1175,7 @@ impl Tabs {
         let owner = self
             .strip
             .iter()
-            .find(|t| t.renderer_pid() == Some(pid) || t.life_is_disconnected(pid))
+            .find(|t| t.root_pid() == Some(pid) || t.life_is_disconnected(pid))
             .map(|t| t.id);
         let Some(id) = owner else { return };
         let cause = CrashCause::Known(format!("The renderer process {how}."));
@@ -1239,6 +1364,7 @@ impl Tabs {
                     pinned: t.pinned,
                     last_active_ms: unix_ms(wall, now, last_active),
                     grants: t.grants,
+                    files: t.files.clone(),
                     snapshot: t
                         .snapshot
                         .clone()
@@ -1275,6 +1401,7 @@ impl Tabs {
             );
             tab.title = printable(&saved.title);
             tab.pinned = saved.pinned;
+            tab.files = saved.files;
             if let Some(s) = &saved.snapshot {
                 let current = s.history.current as usize;
                 tab.can_go_back = current > 0;
@@ -1340,6 +1467,20 @@ impl Tabs {
     }
 
     // ----- helpers -----
+
+    /// Takes one new tab from the browser-wide budget, or says when there will be one.
+    fn spend_spawn(&mut self, now: Instant) -> Result<(), TabError> {
+        if self.spawns.allow(now) {
+            return Ok(());
+        }
+        let wait = self
+            .spawns
+            .wait_for(1.0, now)
+            .unwrap_or(validate::SPAWN_INTERVAL);
+        Err(TabError::TooManyNewTabs {
+            retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
+        })
+    }
 
     fn tab(&self, id: TabId) -> Result<&Tab, TabError> {
         self.strip.get(id).ok_or(TabError::NoTab(id))

@@ -48,7 +48,7 @@ impl Grants {
 
     /// Whether a tab with these grants may load `url`.
     pub fn allows(&self, url: &str) -> bool {
-        if url.len() > MAX_URL_LEN {
+        if url.len() > MAX_URL_LEN || url.chars().any(char::is_control) {
             return false;
         }
         let Ok(parsed) = url::Url::parse(url) else {
@@ -63,6 +63,15 @@ impl Grants {
             _ => false,
         }
     }
+}
+
+/// The local path of a `file:` URL the user opened, if it is one.
+pub fn opened_file(url: &str) -> Option<std::path::PathBuf> {
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed.scheme() != "file" {
+        return None;
+    }
+    parsed.to_file_path().ok()
 }
 
 fn scheme(url: &str) -> Option<String> {

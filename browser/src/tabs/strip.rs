@@ -37,6 +37,9 @@ impl TabState {
     }
 }
 
+/// The most files a tab remembers as opened by the user (each one is a mount in its sandbox).
+pub const MAX_OPENED_FILES: usize = 32;
+
 /// What the browser knows of one tab. Everything here that came from a renderer was validated
 /// first; strings were made printable.
 #[derive(Debug)]
@@ -66,6 +69,12 @@ pub struct Tab {
     /// When the user last brought the tab back from discarded.
     pub restored_at: Option<Instant>,
     pub(super) life: Life,
+    /// The files the user opened in this tab (`file:` URLs from the address bar, the command
+    /// line, the control socket or the saved session), oldest first, at most
+    /// [`MAX_OPENED_FILES`]. Never a path a renderer named.
+    pub files: Vec<std::path::PathBuf>,
+    /// How many of `files` the running renderer's sandbox shows (it was started with them).
+    pub(super) mounted: usize,
 }
 
 impl Tab {
@@ -87,6 +96,19 @@ impl Tab {
             last_active: now,
             restored_at: None,
             life,
+            files: Vec::new(),
+            mounted: 0,
+        }
+    }
+
+    /// Records a file the user opened; the oldest is forgotten beyond [`MAX_OPENED_FILES`].
+    pub(super) fn add_file(&mut self, path: std::path::PathBuf) {
+        self.files.retain(|f| *f != path);
+        self.files.push(path);
+        if self.files.len() > MAX_OPENED_FILES {
+            let extra = self.files.len() - MAX_OPENED_FILES;
+            self.files.drain(..extra);
+            self.mounted = self.mounted.saturating_sub(extra);
         }
     }
 
@@ -111,6 +133,12 @@ impl Tab {
     /// The renderer's pid, while the tab has a renderer process.
     pub fn renderer_pid(&self) -> Option<u32> {
         self.life.live().map(|l| l.renderer.pid())
+    }
+
+    /// The pid of the process the browser started for the tab (bubblewrap, or the renderer
+    /// without namespaces), while the tab has a renderer process.
+    pub fn root_pid(&self) -> Option<u32> {
+        self.life.live().map(|l| l.renderer.root_pid())
     }
 
     /// Why the renderer is gone, while the tab shows the crash notice.

@@ -192,7 +192,7 @@ impl Harness {
     /// Makes a tab's renderer report its view built and a page loaded at `url`.
     fn load(&mut self, id: TabId, url: &str) {
         for msg in [
-            RendererToBrowser::Ready,
+            RendererToBrowser::Ready { landlock: true },
             RendererToBrowser::UrlChanged { url: url.into() },
             RendererToBrowser::Loading(false),
         ] {
@@ -1390,4 +1390,210 @@ fn a_session_restored_under_new_urls_keeps_its_last_active_times() {
     let first = h2.tabs.iter().next().unwrap();
     let ago = h2.now.saturating_duration_since(first.last_active);
     assert!(ago >= Duration::from_secs(99), "{ago:?}");
+}
+
+// ----- budgets (issue 7: coalesced title and URL updates, the browser-wide budget of new tabs) -----
+
+#[test]
+fn a_burst_of_title_and_url_changes_costs_one_update_and_one_redraw() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    let _ = h.effects();
+    let pid = h.pid(a);
+    let burst = (0..EVENTS_PER_WAKE / 2).flat_map(|i| {
+        [
+            HostEvent::Message(RendererToBrowser::TitleChanged {
+                title: format!("title {i}"),
+            }),
+            HostEvent::Message(RendererToBrowser::UrlChanged {
+                url: format!("{A}#{i}"),
+            }),
+        ]
+    });
+    let generation = h.tabs.generation();
+    h.deliver(pid, burst);
+    let last = EVENTS_PER_WAKE / 2 - 1;
+    let tab = h.tabs.get(a).unwrap();
+    assert_eq!(tab.title, format!("title {last}"));
+    assert_eq!(tab.url, format!("{A}#{last}"));
+    assert_eq!(h.tabs.generation(), generation + 1, "one URL update");
+    let effects = h.effects();
+    let redraws = effects.iter().filter(|e| **e == Effect::Redraw).count();
+    let addresses = effects
+        .iter()
+        .filter(|e| **e == Effect::AddressChanged)
+        .count();
+    assert_eq!((redraws, addresses), (1, 1), "{effects:?}");
+}
+
+#[test]
+fn one_renderer_gets_a_bounded_share_of_each_wake() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    let b = h.open_background(B);
+    h.load(b, B);
+    let (pa, pb) = (h.pid(a), h.pid(b));
+    // Renderer a floods; renderer b sends one message.
+    h.world.borrow_mut().events.entry(pa).or_default().extend(
+        (0..EVENTS_PER_WAKE as u64 * 3)
+            .map(|seq| HostEvent::Message(RendererToBrowser::Pong { seq })),
+    );
+    h.world
+        .borrow_mut()
+        .events
+        .entry(pb)
+        .or_default()
+        .push_back(HostEvent::Message(RendererToBrowser::TitleChanged {
+            title: "b".into(),
+        }));
+    assert!(h.tabs.poll_renderers(h.now), "more is left after one wake");
+    assert_eq!(
+        h.tabs.get(b).unwrap().title,
+        "b",
+        "b was served in the same wake"
+    );
+    let left = h.world.borrow().events[&pa].len();
+    assert_eq!(left, EVENTS_PER_WAKE * 2);
+    // Two more wakes handle the rest.
+    let mut wakes = 1;
+    loop {
+        wakes += 1;
+        if !h.tabs.poll_renderers(h.now) {
+            break;
+        }
+    }
+    assert_eq!(wakes, 3);
+    assert!(h.world.borrow().events[&pa].is_empty());
+}
+
+#[test]
+fn held_back_url_changes_apply_before_the_next_other_message() {
+    let mut h = Harness::new();
+    let f = h.open("file:///tmp/a.html");
+    h.load(f, "file:///tmp/a.html");
+    let pid = h.pid(f);
+    let n = h.tabs.strip().len();
+    // The page left for a web page, then asked for a local file: by then the opener is a web
+    // page, which may not open local files, even though both came in the same wake.
+    h.deliver(
+        pid,
+        [
+            HostEvent::Message(RendererToBrowser::UrlChanged {
+                url: "https://x.example/".into(),
+            }),
+            HostEvent::Message(RendererToBrowser::OpenTab {
+                url: "file:///tmp/b.html".into(),
+            }),
+        ],
+    );
+    assert_eq!(h.tabs.strip().len(), n);
+    assert_eq!(h.tabs.get(f).unwrap().url, "https://x.example/");
+}
+
+#[test]
+fn new_tabs_have_a_browser_wide_budget_from_every_source() {
+    let mut h = Harness::new();
+    // The first SPAWN_BURST open at once, from the control socket, the keyboard or a hand-over.
+    for i in 0..validate::SPAWN_BURST {
+        h.open_background(&format!("{A}{i}"));
+    }
+    let refused = h.apply(Verb::Open {
+        url: B.into(),
+        background: false,
+    });
+    assert_eq!(refused, Err(TabError::TooManyNewTabs { retry_after_s: 1 }));
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        "too many new tabs; try again in 1 s"
+    );
+    assert_eq!(h.launches(), validate::SPAWN_BURST as usize);
+    // Pages are held to it too, on top of their own budgets.
+    let opener = h.tabs.active().unwrap();
+    h.load(opener, A);
+    let n = h.tabs.strip().len();
+    h.message(opener, RendererToBrowser::OpenTab { url: C.into() });
+    assert_eq!(h.tabs.strip().len(), n);
+    // Then one every SPAWN_INTERVAL.
+    h.advance(validate::SPAWN_INTERVAL);
+    h.open(B);
+    assert!(h
+        .apply(Verb::Open {
+            url: C.into(),
+            background: true
+        })
+        .is_err());
+    // Tabs that exist get their renderers back whatever the budget says.
+    let restored = h.tabs.iter().next().unwrap().id;
+    h.apply(Verb::EndProcess(restored)).unwrap();
+    h.apply(Verb::Reload(restored)).unwrap();
+    assert!(h.tabs.get(restored).unwrap().renderer_pid().is_some());
+}
+
+// ----- the files a renderer's sandbox shows -----
+
+#[test]
+fn a_renderer_sees_the_files_opened_in_its_tab_and_a_new_folder_gets_a_new_renderer() {
+    let mut h = Harness::new();
+    let a = h.open("file:///srv/site/index.html");
+    let (_, start) = h.last_launch();
+    assert_eq!(
+        start.files,
+        [std::path::PathBuf::from("/srv/site/index.html")]
+    );
+    h.load(a, "file:///srv/site/index.html");
+    let first = h.pid(a);
+
+    // A neighbour is in the same view: the same renderer navigates.
+    h.apply(Verb::Navigate {
+        tab: a,
+        url: "file:///srv/site/b.html".into(),
+    })
+    .unwrap();
+    assert_eq!(h.pid(a), first);
+    assert_eq!(h.world.borrow().launches.len(), 1);
+
+    // A file in another folder: a fresh renderer whose view has both.
+    h.apply(Verb::Navigate {
+        tab: a,
+        url: "file:///srv/other/c.html".into(),
+    })
+    .unwrap();
+    assert_ne!(h.pid(a), first);
+    // The old one is retired as a closed tab's is: asked to exit, killed after its grace.
+    assert!(h.world.borrow().shutdown_requested.contains(&first));
+    let (launched, start) = h.last_launch();
+    assert_eq!(launched, a);
+    assert_eq!(start.url, "file:///srv/other/c.html");
+    assert!(start.files.contains(&"/srv/other/c.html".into()));
+    assert!(start.files.contains(&"/srv/site/index.html".into()));
+
+    // A URL a renderer reports is never a file the view shows: only what the user opened.
+    let now = h.pid(a);
+    h.message(
+        a,
+        RendererToBrowser::UrlChanged {
+            url: "file:///home/u/.ssh/id_ed25519".into(),
+        },
+    );
+    h.apply(Verb::Reload(a)).unwrap();
+    assert_eq!(h.pid(a), now, "a reload keeps the renderer and its view");
+    assert!(!h
+        .tabs
+        .get(a)
+        .unwrap()
+        .files
+        .iter()
+        .any(|f| f.starts_with("/home")));
+
+    // A page's new tab from a local page sees what its opener's view shows; from the web, nothing.
+    h.message(
+        a,
+        RendererToBrowser::OpenTab {
+            url: "file:///srv/site/b.html".into(),
+        },
+    );
+    let (_, popup) = h.last_launch();
+    assert_eq!(popup.files, h.tabs.get(a).unwrap().files);
 }
