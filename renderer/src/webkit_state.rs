@@ -631,3 +631,7 @@ mod tests {
         assert_eq!(sanitize(b"not a state"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "webkit_state_fuzz.rs"]
+mod fuzz;

@@ -23,6 +23,9 @@ use crate::xvfb::Xvfb;
 /// protocol promises a reply within 10 s.
 pub const CTL_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The browser's list of variables it passes to renderers unchanged.
+pub const PASSENV: &str = "WARREN_RENDERER_PASSENV";
+
 /// How a browser is started.
 #[derive(Clone, Debug, Default)]
 pub struct BrowserOpts {
@@ -30,8 +33,15 @@ pub struct BrowserOpts {
     pub renderer: Option<PathBuf>,
     /// URLs on the command line (none: the new-tab page).
     pub urls: Vec<String>,
-    /// Extra environment for the browser (and, through it, its renderers).
+    /// Extra environment for the browser. Renderers do not see it: the browser starts them with
+    /// a clean environment of its own making (use `renderer_env` for them).
     pub env: Vec<(String, String)>,
+    /// Environment for the renderers (such as `WARREN_HOSTILE_MODE`): set on the browser and
+    /// named in `WARREN_RENDERER_PASSENV`, the list of variables it passes on unchanged.
+    pub renderer_env: Vec<(String, String)>,
+    /// Variables removed from the browser's environment (such as `DBUS_SESSION_BUS_ADDRESS`, to
+    /// run it as on a machine without a session bus).
+    pub env_remove: Vec<String>,
     /// The profile directory (default: a fresh one inside the browser's temporary directory).
     pub profile: Option<PathBuf>,
     /// Extra command-line flags (such as `--max-live-tabs 3`), passed before the URLs.
@@ -186,6 +196,22 @@ impl Browser {
         cmd.args(&opts.args);
         cmd.args(&opts.urls);
         apply_env(&mut cmd, xvfb.display(), dir.path(), &opts.env);
+        for name in &opts.env_remove {
+            cmd.env_remove(name);
+        }
+        if !opts.renderer_env.is_empty() {
+            let mut passed: Vec<String> = opts
+                .env
+                .iter()
+                .filter(|(k, _)| k == PASSENV)
+                .flat_map(|(_, v)| v.split(',').map(str::to_owned))
+                .collect();
+            for (k, v) in &opts.renderer_env {
+                cmd.env(k, v);
+                passed.push(k.clone());
+            }
+            cmd.env(PASSENV, passed.join(","));
+        }
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)

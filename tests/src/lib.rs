@@ -91,6 +91,44 @@ pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// Removes the directory tree at `root` without recursion and without ever opening a long path:
+/// each directory's subdirectories are first moved up next to `root` (so no path is ever deeper
+/// than two levels), then its files are unlinked and it is removed. A hostile renderer may leave
+/// a 15,000-deep chain behind, on which `std::fs::remove_dir_all` (recursive) overflows the stack
+/// of the thread that calls it, and with it `tempfile::TempDir`'s drop. Missing `root` is fine.
+pub fn remove_tree(root: &Path) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let meta = match std::fs::symlink_metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return std::fs::remove_file(root);
+    }
+    let base = root.parent().unwrap_or(Path::new("/"));
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                let moved = base.join(format!(
+                    ".warren-remove-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::rename(entry.path(), &moved)?;
+                pending.push(moved);
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        std::fs::remove_dir(&dir)?;
+    }
+    Ok(())
+}
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The lock that keeps end-to-end tests of one test binary from running at the same time (each
@@ -98,6 +136,33 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// while holding it does not poison it for the next one.
 pub fn serial_lock() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits (up to 15 s) until every content-area sample point ([`CONTENT_POINTS`]) shows
+/// `colour`; panics with what the screen showed, and saves that screenshot in the artifacts
+/// directory as `<what>.png`.
+pub fn expect_content(x: &Xvfb, colour: [u8; 3], what: &str) {
+    let mut last: Option<Image> = None;
+    let ok = wait_until(std::time::Duration::from_secs(15), || {
+        let img = x.screenshot();
+        let ok = img.all_near(&CONTENT_POINTS, colour, 12);
+        last = Some(img);
+        ok.then_some(())
+    });
+    if ok.is_none() {
+        let img = last.expect("at least one screenshot");
+        let dir = artifacts_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{}.png", what.replace(' ', "-")));
+        let saved = img.save_png(&path).map(|_| path.display().to_string());
+        panic!(
+            "{what}: the content area should be #{:02x}{:02x}{:02x}; it shows {} (screenshot: {saved:?})",
+            colour[0],
+            colour[1],
+            colour[2],
+            img.describe(&CONTENT_POINTS)
+        );
+    }
 }
 
 /// The directory with the `browser` and `renderer` binaries: `$WARREN_BIN_DIR`, else the
@@ -147,10 +212,18 @@ pub(crate) fn check_binaries(dir: &Path, names: &[&str]) -> Result<(), String> {
         let built = meta
             .modified()
             .map_err(|e| format!("mtime of {}: {e}", path.display()))?;
-        let newest = sources_of(name)
-            .iter()
-            .filter_map(|s| newest_source(&root.join(s)))
-            .max_by_key(|(t, _)| *t);
+        // Cargo's dep-info next to the binary lists exactly the files it was built from (test-only
+        // modules are not among them); without it, every source of the crates it is built from.
+        let newest = match dep_info_sources(&path, &root) {
+            Some(files) => files
+                .into_iter()
+                .filter_map(|f| Some((std::fs::metadata(&f).ok()?.modified().ok()?, f)))
+                .max_by_key(|(t, _)| *t),
+            None => sources_of(name)
+                .iter()
+                .filter_map(|s| newest_source(&root.join(s)))
+                .max_by_key(|(t, _)| *t),
+        };
         if let Some((source_time, source)) = &newest {
             if built < *source_time {
                 return Err(format!(
@@ -163,6 +236,23 @@ pub(crate) fn check_binaries(dir: &Path, names: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The workspace files listed in `binary`'s dep-info (`binary.d`, written by Cargo), if it exists.
+fn dep_info_sources(binary: &Path, root: &Path) -> Option<Vec<PathBuf>> {
+    let mut d = binary.as_os_str().to_owned();
+    d.push(".d");
+    let text = std::fs::read_to_string(d).ok()?;
+    let first = text.lines().next()?;
+    let (_, deps) = first.split_once(": ")?;
+    // Make's escaping: a space inside a path is `\ `.
+    let deps = deps.replace("\\ ", "\u{0}");
+    Some(
+        deps.split_whitespace()
+            .map(|p| PathBuf::from(p.replace('\u{0}', " ")))
+            .filter(|p| p.starts_with(root))
+            .collect(),
+    )
 }
 
 /// The newest source file (`.rs`, or `.js` embedded with `include_str!`) under `dir` and its
@@ -209,6 +299,36 @@ mod tests {
     }
 
     #[test]
+    fn remove_tree_takes_a_chain_deeper_than_path_max() {
+        use std::os::fd::AsFd;
+        let scratch = tempfile::tempdir().unwrap();
+        let top = scratch.path().join("deep");
+        std::fs::create_dir(&top).unwrap();
+        let flags = nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY;
+        let mode = nix::sys::stat::Mode::from_bits_truncate(0o700);
+        let mut dir = nix::fcntl::open(&top, flags, mode).unwrap();
+        // 3,000 levels of "dd/" are 9,000 bytes: more than PATH_MAX, so no path reaches the bottom.
+        for _ in 0..3000 {
+            nix::sys::stat::mkdirat(dir.as_fd(), "dd", mode).unwrap();
+            std::fs::write(
+                format!("/proc/self/fd/{}/f", std::os::fd::AsRawFd::as_raw_fd(&dir)),
+                b"x",
+            )
+            .unwrap();
+            dir = nix::fcntl::openat(dir.as_fd(), "dd", flags, mode).unwrap();
+        }
+        drop(dir);
+        remove_tree(&top).unwrap();
+        assert!(!top.exists());
+        assert_eq!(
+            std::fs::read_dir(scratch.path()).unwrap().count(),
+            0,
+            "nothing left beside it"
+        );
+        remove_tree(&top).expect("a missing tree is already removed");
+    }
+
+    #[test]
     fn missing_binary_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = check_binaries(dir.path(), &["browser"]).unwrap_err();
@@ -225,5 +345,32 @@ mod tests {
             .unwrap();
         let err = check_binaries(dir.path(), &["browser"]).unwrap_err();
         assert!(err.contains("stale"), "{err}");
+    }
+
+    #[test]
+    fn dep_info_decides_which_sources_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("browser");
+        std::fs::write(&bin, b"").unwrap();
+        let root = workspace_root();
+        let this = root.join("tests/src/lib.rs");
+        // Only what Cargo says the binary was built from counts: this file is newer than the
+        // (old) binary, so the binary is stale; a dep-info that does not list it, fresh.
+        std::fs::write(
+            dir.path().join("browser.d"),
+            format!("{}: {}\n", bin.display(), this.display()),
+        )
+        .unwrap();
+        let old = std::fs::File::options().write(true).open(&bin).unwrap();
+        old.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1))
+            .unwrap();
+        let err = check_binaries(dir.path(), &["browser"]).unwrap_err();
+        assert!(err.contains("tests/src/lib.rs"), "{err}");
+        std::fs::write(
+            dir.path().join("browser.d"),
+            format!("{}: /nonexistent/x.rs\n", bin.display()),
+        )
+        .unwrap();
+        check_binaries(dir.path(), &["browser"]).unwrap();
     }
 }

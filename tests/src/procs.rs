@@ -152,6 +152,65 @@ pub fn describe(procs: &[Proc]) -> String {
     procs.iter().map(|p| format!("  {p}\n")).collect()
 }
 
+/// The live processes whose command line holds every one of `args` (each as a whole argument).
+/// For finding a process a test planted a marker in, wherever it ended up in the process tree.
+pub fn with_arguments(args: &[&str]) -> Vec<Proc> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.state != 'Z' && p.state != 'X')
+        .filter(|p| {
+            fs::read(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|cmdline| {
+                args.iter()
+                    .all(|want| cmdline.split(|b| *b == 0).any(|arg| arg == want.as_bytes()))
+            })
+        })
+        .collect()
+}
+
+/// The processes between `p` and its ancestor `top` (both excluded), nearest first: empty for a
+/// child of `top`, the bubblewrap processes for a sandboxed renderer of the browser `top`. Panics
+/// if `top` is not an ancestor of `p`.
+pub fn ancestors_up_to(p: &Proc, top: i32) -> Vec<Proc> {
+    let mut chain = Vec::new();
+    let mut parent = p.ppid;
+    while parent != top {
+        let q = Proc::read(parent)
+            .unwrap_or_else(|| panic!("{p} is not below {top}: its ancestor {parent} is gone"));
+        assert!(q.pid > 1, "{p} is not below {top}:\n{}", describe(&chain));
+        parent = q.ppid;
+        chain.push(q);
+    }
+    chain
+}
+
+/// One field of `/proc/PID/status` as text (such as `SigBlk` or `Seccomp`), trimmed.
+pub fn status_field(pid: i32, field: &str) -> Option<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        Some(rest.trim().to_owned())
+    })
+}
+
+/// The PID namespace a process lives in (the target of `/proc/PID/ns/pid`, `pid:[INODE]`).
+pub fn pid_namespace(pid: i32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned())
+}
+
+/// The time since boot in clock ticks, the unit of [`Proc::start_time`]: a process with a larger
+/// start time started after this call.
+pub fn now_ticks() -> u64 {
+    let uptime = fs::read_to_string("/proc/uptime").unwrap_or_default();
+    let seconds: f64 = uptime
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    (seconds * clock_ticks_per_second() as f64) as u64
+}
+
 /// SIGKILLs every process of `procs` that is still the same process, and every process group
 /// they lead or belong to, except the test process's own group. Never matches by name.
 pub fn kill_all(procs: &[Proc]) {
@@ -259,6 +318,38 @@ mod tests {
         assert_eq!(status_field_kb(text, "RssAnon"), Some(1200));
         assert_eq!(status_field_kb(text, "Pss"), Some(9));
         assert_eq!(status_field_kb(text, "VmSwap"), None);
+    }
+
+    #[test]
+    fn finds_a_process_by_its_arguments_and_reads_its_status() {
+        let marker = format!("warren-marker-{}", std::process::id());
+        let before = now_ticks();
+        // The marker is the shell's $0 (sleep itself would refuse it as a duration and exit).
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30; true", &marker])
+            .spawn()
+            .expect("spawn sh");
+        let found = crate::wait_until(std::time::Duration::from_secs(5), || {
+            let found = with_arguments(&["sleep 30; true", &marker]);
+            (!found.is_empty()).then_some(found)
+        })
+        .expect("the shell with the marker shows up");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].pid, child.id() as i32);
+        // Clock ticks are 10 ms: a process started after `before` may share its tick.
+        assert!(
+            found[0].start_time + 1 >= before,
+            "{} < {before}",
+            found[0].start_time
+        );
+        assert!(with_arguments(&["sleep 31; true", &marker]).is_empty());
+        let me = std::process::id() as i32;
+        assert!(status_field(me, "SigBlk").is_some_and(|v| v.len() == 16));
+        assert_eq!(status_field(me, "NoSuchField"), None);
+        assert_eq!(pid_namespace(me), pid_namespace(child.id() as i32));
+        // The shell runs in the test's own group: kill its tree by pid.
+        kill_all(&process_tree(child.id() as i32));
+        let _ = child.wait();
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Plays the browser for one real `renderer` binary: a parent X window to embed into, the up socket on descriptor 3, the launch handshake, and down messages.
+//! Plays the browser for one real `renderer` binary: a parent X window to embed into, the up socket on descriptor 3, the launch channel on descriptor 4, and down messages.
 //!
 //! Used by tests that check a renderer's messages exactly (no browser in between): every up
 //! frame is decoded with the same codec the browser uses and kept, so a failing test can print
-//! what the renderer said. The renderer leads its own process group; dropping a [`Renderer`]
+//! what the renderer said. The renderer runs without the browser's sandbox (these tests are about
+//! what it says, not where it runs); the handshake is the browser's: the launch channel is created
+//! here and its receiver inherited as [`warren_ipc::DOWN_FD`], the renderer says `Hello`, the
+//! `Launch` goes down that channel. The renderer leads its own process group; dropping a [`Renderer`]
 //! kills that group (WebKit's helpers included) and reaps the renderer.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -133,7 +136,7 @@ pub struct Launched {
 
 impl Renderer {
     /// Starts the renderer binary embedded in `parent` and completes the handshake: reads
-    /// `Hello`, connects to its one-shot server and sends the `Launch`.
+    /// `Hello` and sends the `Launch` on the channel it inherited.
     pub fn start(x: &Xvfb, parent: &ParentWindow, launched: Launched) -> Renderer {
         // WebKit's helpers outlive a killed renderer for a moment; as a subreaper this process
         // inherits them and reaps them in `kill` (PID 1 on these machines does not).
@@ -149,11 +152,19 @@ impl Renderer {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
         let theirs: OwnedFd = theirs.into();
         let raw = theirs.as_raw_fd();
+        let (launch, launch_rx) = ipc::channel::<Launch>().expect("launch channel");
+        let launch_rx = OwnedFd::from(launch_rx);
+        let raw_down = launch_rx.as_raw_fd();
         let mut cmd = Command::new(renderer_path());
         cmd.env(warren_ipc::ENV_TAB_ID, tab_id.to_string())
             .env("DISPLAY", x.display_env())
             .env("GDK_BACKEND", "x11")
             .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+            // As the browser does: no session bus and no accessibility bridge. Otherwise, on a
+            // machine without a session bus, GTK autolaunches `dbus-daemon` and the
+            // accessibility bus through `dbus-launch`, and they outlive the test.
+            .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+            .env("NO_AT_BRIDGE", "1")
             .env("TMPDIR", &runtime)
             .env("RUST_LOG", "renderer=debug,warn")
             .env("XDG_CACHE_HOME", dir.path().join("cache"))
@@ -164,17 +175,13 @@ impl Renderer {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("renderer log file"))
             .process_group(0);
-        // SAFETY: only dup2 runs between fork and exec, which is async-signal-safe.
+        // SAFETY: only fcntl and dup2 run between fork and exec, which are async-signal-safe.
         unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(raw, warren_ipc::UP_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || place_descriptors(raw, raw_down));
         }
         let child = cmd.spawn().expect("start the renderer");
         drop(theirs);
+        drop(launch_rx);
         let up = spawn_reader(ours);
         let (down, receiver) = ipc::channel().expect("down channel");
         let mut renderer = Renderer {
@@ -188,11 +195,9 @@ impl Renderer {
             log,
             _dir: dir,
         };
-        let server_name = renderer.wait_for("Hello", Duration::from_secs(20), |m| match m {
-            RendererToBrowser::Hello { server_name } => Some(server_name.clone()),
-            _ => None,
+        renderer.wait_for("Hello", Duration::from_secs(20), |m| {
+            matches!(m, RendererToBrowser::Hello).then_some(())
         });
-        let launch = IpcSender::<Launch>::connect(server_name).expect("connect to the renderer");
         launch
             .send(Launch {
                 tab_id,
@@ -399,6 +404,28 @@ impl Drop for Renderer {
         }
         self.kill();
     }
+}
+
+/// Runs in the forked child: puts the up socket on [`warren_ipc::UP_FD`] and the launch channel's
+/// receiver on [`warren_ipc::DOWN_FD`], both inheritable. Each is first moved above both target
+/// numbers, so that neither `dup2` clobbers the other source. Async-signal-safe.
+pub fn place_descriptors(up: RawFd, down: RawFd) -> std::io::Result<()> {
+    let check = |ret: libc::c_int| {
+        if ret < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    };
+    // SAFETY: plain system calls on descriptors this (forked) process owns.
+    unsafe {
+        let up = check(libc::fcntl(up, libc::F_DUPFD_CLOEXEC, 10))?;
+        let down = check(libc::fcntl(down, libc::F_DUPFD_CLOEXEC, 10))?;
+        // dup2 clears close-on-exec on the new descriptor.
+        check(libc::dup2(up, warren_ipc::UP_FD))?;
+        check(libc::dup2(down, warren_ipc::DOWN_FD))?;
+    }
+    Ok(())
 }
 
 /// Reads the up socket on its own thread and hands each frame over, in order.

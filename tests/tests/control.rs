@@ -174,7 +174,9 @@ fn missing_file_target_shows_an_error_page_not_a_crash() {
         reply.is_ok(),
         "navigate to a missing file must be accepted (WebKit shows its error page): {reply:?}"
     );
-    // The tab settles on the failed URL and stays live in the same renderer.
+    // The tab settles on the failed URL and stays live. The user opened a file its renderer's
+    // sandbox was not made to show, so a fresh renderer (with that file's directory in its view)
+    // loads it.
     let settled = wait_until(LOAD_TIMEOUT, || {
         let t = b.tab(tab)?;
         (t.get("loading") == Some(&json!(false)) && t.get("url") == Some(&json!(missing)))
@@ -183,11 +185,9 @@ fn missing_file_target_shows_an_error_page_not_a_crash() {
     let entry =
         settled.unwrap_or_else(|| panic!("the tab should settle on {missing}: {:?}", b.tab(tab)));
     assert_ne!(entry.get("state"), Some(&json!("crashed")), "{entry}");
-    assert_eq!(
-        b.renderer_pid(tab),
-        Some(pid),
-        "the same renderer keeps the tab"
-    );
+    let now = b.renderer_pid(tab);
+    assert!(now.is_some(), "the tab keeps a live renderer: {entry}");
+    eprintln!("renderer before the file: {pid}, after: {now:?}");
     assert_eq!(
         b.eval(tab, "1 + 1"),
         Ok(json!(2)),

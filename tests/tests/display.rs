@@ -4,38 +4,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use warren_tests::{
-    solid_page, wait_until, Browser, BrowserOpts, HttpServer, Image, Xvfb, CONTENT_POINTS,
-    LOAD_TIMEOUT,
+    expect_content, solid_page, wait_until, Browser, BrowserOpts, HttpServer, Xvfb, LOAD_TIMEOUT,
 };
 
 const RED: [u8; 3] = [0xff, 0x00, 0x00];
 const BLUE: [u8; 3] = [0x00, 0x00, 0xff];
-
-/// Waits (up to 15 s) until every content-area sample point shows `colour`; panics with what the
-/// screen showed, and saves that screenshot.
-fn expect_content(x: &Xvfb, colour: [u8; 3], what: &str) {
-    let mut last: Option<Image> = None;
-    let ok = wait_until(Duration::from_secs(15), || {
-        let img = x.screenshot();
-        let ok = img.all_near(&CONTENT_POINTS, colour, 12);
-        last = Some(img);
-        ok.then_some(())
-    });
-    if ok.is_none() {
-        let img = last.expect("at least one screenshot");
-        let dir = warren_tests::artifacts_dir();
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join(format!("display-{}.png", what.replace(' ', "-")));
-        let saved = img.save_png(&path).map(|_| path.display().to_string());
-        panic!(
-            "{what}: the content area should be #{:02x}{:02x}{:02x}; it shows {} (screenshot: {saved:?})",
-            colour[0],
-            colour[1],
-            colour[2],
-            img.describe(&CONTENT_POINTS)
-        );
-    }
-}
 
 fn state(b: &Browser, tab: u64) -> String {
     b.state(tab).unwrap_or_default()
@@ -48,7 +21,7 @@ fn activate_shows_that_tabs_page() {
     let red = http.html("/red", &solid_page("red", "#ff0000"));
     let blue = http.html("/blue", &solid_page("blue", "#0000ff"));
     let (b, red_tab) = Browser::start_on(&x, &red);
-    expect_content(&x, RED, "first tab");
+    expect_content(&x, RED, "display first tab");
 
     let blue_tab = b.new_tab(&blue);
     b.wait_loaded(blue_tab, Some(&blue), LOAD_TIMEOUT);
@@ -58,22 +31,22 @@ fn activate_shows_that_tabs_page() {
         "a new foreground tab is active"
     );
     assert_eq!(state(&b, red_tab), "background");
-    expect_content(&x, BLUE, "new foreground tab");
+    expect_content(&x, BLUE, "display new foreground tab");
 
     b.ok("activate", json!({ "tab_id": red_tab }));
     assert_eq!(state(&b, red_tab), "active");
-    expect_content(&x, RED, "after activating the red tab");
+    expect_content(&x, RED, "display after activating the red tab");
 
     b.ok("activate", json!({ "tab_id": blue_tab }));
     assert_eq!(state(&b, blue_tab), "active");
-    expect_content(&x, BLUE, "after activating the blue tab again");
+    expect_content(&x, BLUE, "display after activating the blue tab again");
 
     // A background tab does not take over the content area.
     let bg = b.new_tab_with(&red, true);
     b.wait_loaded(bg, Some(&red), LOAD_TIMEOUT);
     assert_eq!(state(&b, bg), "background");
     std::thread::sleep(Duration::from_secs(1));
-    expect_content(&x, BLUE, "after opening a background tab");
+    expect_content(&x, BLUE, "display after opening a background tab");
 }
 
 #[test]

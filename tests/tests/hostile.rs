@@ -31,21 +31,20 @@ fn hostile_renderers_crash_only_their_tabs() {
     let http = HttpServer::start();
     let page = http.html("/p", "<!doctype html><title>p</title>");
     let scratch = tempfile::tempdir().expect("temp dir");
-    let queue = scratch.path().join("queue");
-    std::fs::create_dir_all(&queue).unwrap();
-    for (i, mode) in MODES.iter().enumerate() {
-        std::fs::write(queue.join(format!("{i:02}-{mode}")), "").unwrap();
-    }
+    // Tab ids count from 1 in opening order: the command-line tab gets MODES[0], and so on.
+    let spec = MODES
+        .iter()
+        .enumerate()
+        .map(|(i, mode)| format!("{}={mode}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
     let b = Browser::start(
         &x,
         BrowserOpts {
             renderer: Some(env!("CARGO_BIN_EXE_hostile-renderer").into()),
             urls: vec![page.clone()],
-            env: vec![
-                (
-                    "WARREN_HOSTILE_MODE".into(),
-                    format!("queue:{}", queue.display()),
-                ),
+            renderer_env: vec![
+                ("WARREN_HOSTILE_MODE".into(), format!("by-tab:{spec}")),
                 (
                     "WARREN_HOSTILE_OUTSIDE_DIR".into(),
                     scratch.path().join("outside").display().to_string(),
@@ -77,19 +76,9 @@ fn hostile_renderers_crash_only_their_tabs() {
         tabs.push(r.get("tab_id").and_then(Value::as_u64).expect("tab_id"));
     }
 
-    // Which tab got which mode (each renderer records its claim).
-    let claimed = queue.join("claimed");
+    // Which tab got which mode: each renderer says so on its first line.
     let modes: BTreeMap<u64, String> = wait_until(Duration::from_secs(20), || {
-        let map: BTreeMap<u64, String> = std::fs::read_dir(&claimed)
-            .ok()?
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let (tab, rest) = name.split_once('-')?;
-                let (_, mode) = rest.split_once('-')?;
-                Some((tab.parse().ok()?, mode.to_string()))
-            })
-            .collect();
+        let map = started_modes(&b.log());
         (map.len() == MODES.len()).then_some(map)
     })
     .unwrap_or_else(|| {
@@ -98,6 +87,14 @@ fn hostile_renderers_crash_only_their_tabs() {
             b.tabs()
         )
     });
+    for (i, mode) in MODES.iter().enumerate() {
+        assert_eq!(
+            modes.get(&(i as u64 + 1)).map(String::as_str),
+            Some(*mode),
+            "tab {} runs the wrong mode: {modes:?}",
+            i + 1
+        );
+    }
     eprintln!("modes by tab: {modes:?}");
 
     // Until every tab is crashed: the browser answers `version` and `tabs` promptly throughout.
@@ -206,6 +203,19 @@ fn hostile_renderers_crash_only_their_tabs() {
     eprintln!("browser log:\n{log}");
 }
 
+/// The mode each hostile renderer reported starting with (`hostile-renderer: tab N pid P mode M`),
+/// by tab.
+fn started_modes(log: &str) -> BTreeMap<u64, String> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split_once("hostile-renderer: tab ")?.1;
+            let (tab, rest) = rest.split_once(" pid ")?;
+            let (_, mode) = rest.split_once(" mode ")?;
+            Some((tab.parse().ok()?, mode.trim().to_owned()))
+        })
+        .collect()
+}
+
 /// How many of a process's open descriptors refer to /dev/null.
 fn devnull_descriptors(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -234,7 +244,7 @@ fn forged_history_is_never_restored_reloaded_or_saved() {
         BrowserOpts {
             renderer: Some(env!("CARGO_BIN_EXE_hostile-renderer").into()),
             urls: vec![page.clone()],
-            env: vec![("WARREN_HOSTILE_MODE".into(), "forge-state".into())],
+            renderer_env: vec![("WARREN_HOSTILE_MODE".into(), "forge-state".into())],
             ..Default::default()
         },
     );

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use warren_tests::procs::{self, cpu_ticks, describe, still_alive};
+use warren_tests::procs::{self, ancestors_up_to, cpu_ticks, describe, still_alive};
 use warren_tests::{
     solid_page, wait_until, wait_web_process, Browser, BrowserOpts, HttpServer, Proc, Xvfb,
     LOAD_TIMEOUT,
@@ -230,19 +230,25 @@ fn max_live_tabs_keeps_only_the_three_most_recently_used_tabs_live() {
     }
     assert_eq!(field(&b, recent[2], "state"), json!("active"));
 
-    // In /proc: each live tab's renderer is the browser's child with its own WebKit process.
+    // In /proc: each live tab's renderer runs below the browser (through bubblewrap alone, when
+    // sandboxed) with its own WebKit process.
     let live: BTreeSet<i32> = recent.iter().map(|&t| pid_of(&b, t)).collect();
     assert_eq!(live.len(), 3, "distinct renderers: {live:?}");
     let mut live_trees = Vec::new();
     for &pid in &live {
         let p = Proc::read(pid).unwrap_or_else(|| panic!("renderer {pid} is not running"));
-        assert_eq!(p.ppid, b.pid(), "renderer {p} is not the browser's child");
+        let chain = ancestors_up_to(&p, b.pid());
+        assert!(
+            chain.iter().all(|a| a.name() == "bwrap"),
+            "renderer {p} must run below the browser, through bubblewrap only; between them:\n{}",
+            describe(&chain)
+        );
         live_trees.extend(wait_web_process(pid));
     }
     let tree = b.tree();
     let renderers: BTreeSet<i32> = tree
         .iter()
-        .filter(|p| p.ppid == b.pid() && p.name() == "renderer")
+        .filter(|p| p.name() == "renderer")
         .map(|p| p.pid)
         .collect();
     assert_eq!(

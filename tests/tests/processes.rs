@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
-use warren_tests::procs::{describe, still_alive};
+use warren_tests::procs::{ancestors_up_to, describe, still_alive};
 use warren_tests::{
     solid_page, wait_until, wait_web_process, Browser, BrowserOpts, HttpServer, Proc, Xvfb,
     LOAD_TIMEOUT,
@@ -88,11 +88,14 @@ fn three_tabs_have_own_renderers_and_a_stopped_one_stalls_only_itself_and_turns_
     let browser_group = Proc::read(b.pid()).expect("browser in /proc").pgrp;
     for pid in &pids {
         let p = Proc::read(*pid).unwrap_or_else(|| panic!("renderer {pid} is not running"));
-        assert_eq!(
-            p.ppid,
+        // Sandboxed (the default), the browser's child is bubblewrap, and the renderer runs below
+        // it in the tab's own PID namespace.
+        let chain = ancestors_up_to(&p, b.pid());
+        assert!(
+            chain.iter().all(|a| a.name() == "bwrap"),
+            "renderer {p} must run below the browser {}, through bubblewrap only; between them:\n{}",
             b.pid(),
-            "renderer {p} must be a child of the browser {}",
-            b.pid()
+            describe(&chain)
         );
         assert_ne!(
             p.pgrp, browser_group,

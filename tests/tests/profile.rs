@@ -3,10 +3,14 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use warren_tests::procs::pid_namespace;
 use warren_tests::{
     run_browser_once, solid_page, wait_until, Browser, BrowserOpts, HttpServer, Xvfb, LOAD_TIMEOUT,
 };
 
+/// Cookies set in one tab (header and script) are seen by a later tab, whose renderer has its own
+/// network process, and by a browser started later on the same profile: the cookie store works
+/// from inside the renderer sandbox (on by default).
 #[test]
 fn cookie_set_in_one_tab_is_seen_by_a_later_tab() {
     let x = Xvfb::start();
@@ -22,7 +26,27 @@ fn cookie_set_in_one_tab_is_seen_by_a_later_tab() {
     );
     let set = http.url("/set");
     let read = http.html("/read", "<!doctype html><title>read</title>");
-    let (b, first) = Browser::start_on(&x, &set);
+    // The profile outlives the first browser (whose own temporary directory goes with it).
+    let profile_dir = tempfile::tempdir().expect("temp dir");
+    let profile = profile_dir.path().join("profile");
+    let b = Browser::start(
+        &x,
+        BrowserOpts {
+            profile: Some(profile.clone()),
+            urls: vec![set.clone()],
+            ..Default::default()
+        },
+    );
+    let first = b.tab_ids()[0];
+    b.wait_loaded(first, Some(&set), LOAD_TIMEOUT);
+    // The cookie store must work from inside the sandbox (on by default): the renderer runs in a
+    // PID namespace of its own, with only the profile's website data writable.
+    let renderer = b.renderer_pid(first).expect("a renderer");
+    assert_ne!(
+        pid_namespace(renderer),
+        pid_namespace(b.pid()),
+        "the renderer must run sandboxed"
+    );
     let own = b.eval(first, "document.cookie").unwrap_or(Value::Null);
     let own = own.as_str().unwrap_or_default();
     assert!(
@@ -52,6 +76,27 @@ fn cookie_set_in_one_tab_is_seen_by_a_later_tab() {
             .unwrap_or_default()
             .contains("warren_http=abc123"),
         "the later tab's request should carry the cookie: {sent:?}"
+    );
+
+    // And they persist: a new browser on the same profile sends them.
+    assert!(b.shutdown().success(), "shutdown");
+    drop(b);
+    let b = Browser::start(
+        &x,
+        BrowserOpts {
+            profile: Some(profile),
+            urls: vec![read.clone()],
+            args: vec!["--no-restore".into()],
+            ..Default::default()
+        },
+    );
+    let tab = b.tab_ids()[0];
+    b.wait_loaded(tab, Some(&read), LOAD_TIMEOUT);
+    let seen = b.eval(tab, "document.cookie").unwrap_or(Value::Null);
+    assert!(
+        seen.as_str()
+            .is_some_and(|c| c.contains("warren_http=abc123") && c.contains("warren_js=xyz789")),
+        "after a restart on the same profile the cookies are still there: {seen:?}"
     );
 }
 

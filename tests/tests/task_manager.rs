@@ -296,11 +296,35 @@ fn rows_follow_the_tree(b: &Browser, tabs: &Tabs) {
             renderers[0].pid, renderer,
             "tab {tab}'s renderer row must carry its renderer_pid:\n{shown}"
         );
-        assert_eq!(
-            renderers[0].parent_pid,
-            Some(b.pid()),
-            "a renderer's parent is the browser:\n{shown}"
-        );
+        // The renderer runs below the browser; when sandboxed (the default) its parent chain
+        // goes through bubblewrap, whose rows belong to the same tab.
+        let mut at = renderers[0].pid;
+        let mut hops = 0;
+        while at != b.pid() {
+            let parent = by_pid
+                .get(&at)
+                .and_then(|r| r.parent_pid)
+                .unwrap_or_else(|| panic!("tab {tab}'s renderer chain breaks at {at}:\n{shown}"));
+            if parent != b.pid() {
+                let row = by_pid.get(&parent).unwrap_or_else(|| {
+                    panic!(
+                        "tab {tab}'s renderer chain leads to {parent}, which has no row:\n{shown}"
+                    )
+                });
+                assert_eq!(
+                    row.raw["name"], "bwrap",
+                    "only bubblewrap sits between the browser and tab {tab}'s renderer:\n{shown}"
+                );
+                assert_eq!(
+                    row.tab_id,
+                    Some(tab),
+                    "tab {tab}'s sandbox row {parent} carries its tab:\n{shown}"
+                );
+            }
+            at = parent;
+            hops += 1;
+            assert!(hops < 8, "renderer chain loop at {at}:\n{shown}");
+        }
         for kind in ["web", "network"] {
             let helpers: Vec<&Row> = rows
                 .iter()

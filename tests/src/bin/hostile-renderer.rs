@@ -1,79 +1,137 @@
-//! A deliberately hostile renderer for the end-to-end tests: it breaks the up-channel contract in the way `WARREN_HOSTILE_MODE` asks, so the tests can prove the browser survives it.
+//! A deliberately hostile renderer for the end-to-end tests: it breaks the renderer's contract in the way `WARREN_HOSTILE_MODE` asks, so the tests can prove the browser survives it and keeps it inside its tab.
 //!
-//! The browser starts it exactly like the real renderer (`--renderer PATH`): up socket on fd 3,
-//! `WARREN_TAB_ID`, a private `TMPDIR`. `WARREN_HOSTILE_MODE` is either one mode name, or
-//! `queue:DIR`: then each renderer claims the first file `DIR/NN-MODE` (by renaming it into
-//! `DIR/claimed/TAB-NN-MODE`, which is atomic), so one browser can host a different mode per tab.
-//! An empty queue means `silent`.
+//! The browser starts it exactly like the real renderer (`--renderer PATH`): through the sandbox
+//! (or not, with `--no-sandbox`), up socket on fd 3, the launch channel's receiver on fd 4,
+//! `WARREN_TAB_ID`, a private `TMPDIR`, and a clean environment: the tests start the browser with
+//! `WARREN_RENDERER_PASSENV` naming the `WARREN_HOSTILE_*` variables, so they reach it.
 //!
-//! Modes:
+//! `WARREN_HOSTILE_MODE` is one mode name (every tab), or `by-tab:1=flood,2=silent,*=normal`: the
+//! mode of the tab whose id is `WARREN_TAB_ID`, else the `*` mode (else `silent`). Tab ids are
+//! the browser's own, so one browser hosts a different mode per tab without any shared file (a
+//! sandboxed renderer sees no directory outside its own).
+//!
+//! Modes breaking the up channel:
 //! * `garbage`: random bytes (small random length prefixes with random payloads, then raw noise).
 //! * `oversize`: the length prefix 0xFFFF_FFFF, then bytes.
 //! * `fds`: a valid Hello frame sent with SCM_RIGHTS carrying open descriptors.
 //! * `flood`: a valid handshake, then `TitleChanged` frames as fast as the socket takes them.
 //! * `silent`: nothing at all.
 //! * `wrong-tab`: a valid handshake, then a frame carrying another tab's id.
-//! * `bad-server-name`: Hello naming a live one-shot server outside `$TMPDIR`.
-//! * `bad-server-name-dotdot`: the same, named as `$TMPDIR/../…`.
-//! * `bad-server-name-symlink`: the same, reached through a symlink inside `$TMPDIR`.
 //! * `bad-scheme`: a valid handshake, then `UrlChanged` to `javascript:alert(1)`.
 //! * `forge-state`: a valid handshake, then claims to show `file:///etc/passwd` (`UrlChanged`,
 //!   a `HistoryState` with it as the current entry and made-up WebKit state bytes, and the same in
 //!   every `StateCaptured` it is asked for), and keeps answering pings. It prints the URL and the
 //!   restore it was launched with (`hostile-renderer: tab N launched with url=… restore=…`), so a
 //!   test can check what the browser gave the renderer that brought the tab back.
+//! * `normal`: a well-behaved renderer without a view: handshake, `UrlChanged` to the launch URL,
+//!   `Loading(false)`, answers pings and state requests, exits on `Shutdown`.
 //!
-//! Whenever the browser wrongly goes along (connects to an outside server), this program prints
-//! a line containing `HOSTILE-RENDERER-UNCAUGHT`, which the test looks for in the browser log.
+//! Modes that name a socket for the browser to connect to, in an *old-style* `Hello`: the
+//! handshake before issue 7 was `Hello { server_name }`, and the browser connected to that name
+//! and sent the tab's `Launch` there. The frame is written by hand ([`old_style_hello`]): the
+//! postcard encoding of that old variant, which today's decoder refuses (a unit `Hello` followed
+//! by trailing bytes).
+//! * `bad-server-name`: names a live one-shot server outside `$TMPDIR`;
+//!   `bad-server-name-dotdot`: the same, named as `$TMPDIR/../…`; `bad-server-name-symlink`: the
+//!   same, reached through a symlink inside `$TMPDIR`.
+//! * `hardlink` (issue 7, defect 2): hard-links another process's SEQPACKET socket
+//!   (`WARREN_HOSTILE_VICTIM`) into `$TMPDIR` — where the sandbox lets it see the socket at all —
+//!   and names the link (or, if it could not link, the victim's own path).
+//! * `stream-hello` (defect 5): names a `SOCK_STREAM` socket it listens on in `$TMPDIR`; ipc-channel
+//!   0.23.1's `connect` leaked one descriptor per such name.
+//!
+//! Modes reaching past the tab's processes and files:
+//! * `escape` (defect 3): a valid handshake, then a double-forked, `setsid` grandchild that ignores
+//!   SIGHUP/SIGTERM/SIGINT and has no death signal; its `comm` and its arguments carry
+//!   `WARREN_HOSTILE_MARKER`, so a test finds it in `/proc`. The renderer then answers pings but
+//!   ignores `Shutdown` (it must be killed).
+//! * `no-pdeathsig` (defect 3): like `escape`, and the renderer also clears its own
+//!   `PR_SET_PDEATHSIG` and stays alive when the browser is gone.
+//! * `deep-dir` (defect 4): a valid handshake, then a chain of `WARREN_HOSTILE_DEPTH` (default
+//!   15,000) nested directories in `$TMPDIR`, then it exits with status 1 (the tab crashes and the
+//!   browser cleans up after it).
+//!
+//! Modes that cost the browser time (issue 7, defects 7 and 8), each after a valid handshake:
+//! * `byte-flood`: `UrlChanged` frames of 64 KiB, 900 a second: inside the message budget, far
+//!   over the byte budget.
+//! * `title-flood`: `TitleChanged` frames, 900 a second: inside both budgets, so it is never
+//!   ended; the browser must coalesce them.
+//! * `heavy`: a private mapping of `WARREN_HOSTILE_HEAVY_MIB` MiB (default 4096) whose page table
+//!   entries all point at the zero page (it costs page tables, not memory), then
+//!   `WARREN_HOSTILE_CHILDREN` (default 15) children that inherit it; reading `smaps_rollup` of
+//!   each takes the kernel about 10 ms per 4 GiB. Then it behaves like `normal`.
+//!
+//! Whenever the browser wrongly goes along (connects to a socket named in a `Hello`), this program
+//! prints a line containing `HOSTILE-RENDERER-UNCAUGHT`, which the test looks for in the browser
+//! log; a victim socket outside notices by itself.
 
+use std::ffi::CString;
 use std::io::{IoSlice, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ipc_channel::ipc::IpcOneShotServer;
-use nix::sys::signal::Signal;
+use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use rand::Rng;
 use warren_ipc::{
     frame, BrowserToRenderer, HistoryEntry, Launch, PageState, RendererToBrowser, SessionHistory,
-    TabId, UpFrame, ENV_TAB_ID, UP_FD,
+    TabId, UpFrame, DOWN_FD, ENV_TAB_ID, UP_FD,
 };
 
 /// The local file `forge-state` claims its tab shows.
 const FORGED_URL: &str = "file:///etc/passwd";
 
+/// The first argument of the process an `escape` renderer starts, which double-forks.
+pub const ESCAPEE_ARG: &str = "--escapee";
+/// The first argument of the escaped grandchild itself; the second is the marker.
+pub const ESCAPED_ARG: &str = "--escaped";
+
+/// The depth of the `deep-dir` chain, unless `WARREN_HOSTILE_DEPTH` says otherwise.
+const DEFAULT_DEPTH: usize = 15_000;
+
+/// How long a renderer waits for its `Launch` after Hello (as the real one does).
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some(ESCAPEE_ARG) => escapee(args.get(2).map_or("wescapee", String::as_str)),
+        Some(ESCAPED_ARG) => escaped(args.get(2).map_or("wescapee", String::as_str)),
+        _ => {}
+    }
     let parent = nix::unistd::getppid();
-    // Never outlive the browser, even if it forgets to kill us.
+    // Never outlive the browser, even if it forgets to kill us (the modes that mean to outlive it
+    // undo this themselves).
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if nix::unistd::getppid() != parent {
         std::process::exit(1);
     }
-    if nix::fcntl::fcntl(
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(UP_FD) },
-        nix::fcntl::FcntlArg::F_GETFD,
-    )
-    .is_err()
-    {
+    let Some(up) = take_fd(UP_FD) else {
         eprintln!("hostile-renderer: no up socket on fd {UP_FD}; start me through the browser's --renderer");
         std::process::exit(2);
-    }
-    // SAFETY: fd 3 is the inherited up socket (checked open above) and nothing else owns it.
-    let up = unsafe { UnixStream::from_raw_fd(UP_FD) };
+    };
+    let up = UnixStream::from(up);
+    let launch = take_fd(DOWN_FD).map(IpcReceiver::<Launch>::from);
     let tab = TabId(
         std::env::var(ENV_TAB_ID)
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
     );
-    let mode = choose_mode(tab);
+    let mode = choose_mode(
+        tab,
+        &std::env::var("WARREN_HOSTILE_MODE").unwrap_or_default(),
+    );
     eprintln!(
         "hostile-renderer: tab {tab} pid {} mode {mode}",
         std::process::id()
     );
-    let mut h = Hostile { up, tab };
+    let mut h = Hostile { up, tab, launch };
     match mode.as_str() {
         "garbage" => h.garbage(),
         "oversize" => h.oversize(),
@@ -86,45 +144,123 @@ fn main() {
         "bad-server-name-symlink" => h.bad_server_name(Outside::Symlink),
         "bad-scheme" => h.bad_scheme(),
         "forge-state" => h.forge_state(),
+        "normal" => h.normal(),
+        "hardlink" => h.hardlink(),
+        "stream-hello" => h.stream_hello(),
+        "escape" => h.escape(),
+        "no-pdeathsig" => h.no_pdeathsig(),
+        "deep-dir" => h.deep_dir(),
+        // Issue 7, defects 7 and 8 (see the block "Budgets" below).
+        "byte-flood" => h.byte_flood(),
+        "title-flood" => h.title_flood(),
+        "heavy" => h.heavy(),
         other => eprintln!("hostile-renderer: unknown mode {other:?}; staying silent"),
     }
     sleep_forever();
 }
 
-/// The mode from `WARREN_HOSTILE_MODE` (a name, or a claim from a `queue:DIR`).
-fn choose_mode(tab: TabId) -> String {
-    let spec = std::env::var("WARREN_HOSTILE_MODE").unwrap_or_else(|_| "silent".into());
-    let Some(dir) = spec.strip_prefix("queue:") else {
-        return spec;
+/// Takes an inherited descriptor if it is open, marked close-on-exec so that nothing this program
+/// starts inherits it.
+fn take_fd(fd: i32) -> Option<OwnedFd> {
+    // SAFETY: only borrowed for the check; nothing else in this process uses the number yet.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).ok()?;
+    // SAFETY: the descriptor is open (checked above) and owned by the result alone from here on.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The mode for `tab` from a `WARREN_HOSTILE_MODE` value (see the module docs).
+pub fn choose_mode(tab: TabId, spec: &str) -> String {
+    if spec.is_empty() {
+        return "silent".into();
+    }
+    let Some(rules) = spec.strip_prefix("by-tab:") else {
+        return spec.to_owned();
     };
-    let dir = Path::new(dir);
-    let claimed = dir.join("claimed");
-    let _ = std::fs::create_dir_all(&claimed);
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.path().is_file())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    for name in names {
-        // rename is atomic: exactly one renderer wins each entry.
-        if std::fs::rename(dir.join(&name), claimed.join(format!("{tab}-{name}"))).is_ok() {
-            return name
-                .split_once('-')
-                .map(|(_, m)| m.to_string())
-                .unwrap_or(name);
+    let mut fallback = "silent";
+    for rule in rules.split(',') {
+        let Some((who, mode)) = rule.split_once('=') else {
+            continue;
+        };
+        match who.trim() {
+            "*" => fallback = mode.trim(),
+            id if id.parse() == Ok(tab.0) => return mode.trim().to_owned(),
+            _ => {}
         }
     }
-    "silent".into()
+    fallback.to_owned()
+}
+
+/// The bytes of an old-style `Hello { server_name }` up frame for `tab`, prefix included: postcard
+/// writes the tab id and the string length as LEB128 varints and the variant index (0, `Hello`)
+/// as one byte.
+pub fn old_style_hello(tab: TabId, server_name: &str) -> Vec<u8> {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut payload = Vec::new();
+    varint(tab.0, &mut payload);
+    payload.push(0);
+    varint(server_name.len() as u64, &mut payload);
+    payload.extend_from_slice(server_name.as_bytes());
+    let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+    out.extend(payload);
+    out
 }
 
 fn sleep_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// The marker an escaped process carries (`WARREN_HOSTILE_MARKER`, cut to the 15 bytes of `comm`).
+fn marker() -> String {
+    let mut m = std::env::var("WARREN_HOSTILE_MARKER").unwrap_or_else(|_| "wescapee".into());
+    m.truncate(15);
+    m
+}
+
+/// First process of the double fork: a new session, the grandchild, then exit so that the
+/// grandchild is orphaned.
+fn escapee(marker: &str) -> ! {
+    let _ = nix::unistd::setsid();
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let spawned = Command::new(exe)
+        .args([ESCAPED_ARG, marker])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(child) => eprintln!(
+            "hostile-renderer: escaped grandchild pid {} (marker {marker})",
+            child.id()
+        ),
+        Err(e) => eprintln!("hostile-renderer: cannot start the escaped grandchild: {e}"),
+    }
+    std::process::exit(0);
+}
+
+/// The escaped grandchild: named after the marker, deaf to the polite signals, no death signal,
+/// alive until killed.
+fn escaped(marker: &str) -> ! {
+    if let Ok(name) = CString::new(marker) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+    let _ = nix::sys::prctl::set_pdeathsig(None);
+    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: SIG_IGN installs no handler code.
+        let _ = unsafe { signal(s, SigHandler::SigIgn) };
+    }
+    sleep_forever();
 }
 
 /// How a one-shot server name points outside the renderer's runtime directory.
@@ -137,40 +273,114 @@ enum Outside {
 struct Hostile {
     up: UnixStream,
     tab: TabId,
+    /// The launch channel inherited on fd 4 (`None` if the browser passed none).
+    launch: Option<IpcReceiver<Launch>>,
 }
 
 impl Hostile {
     /// Sends one well-formed frame; write errors (the browser hung up) end the program.
     fn send(&mut self, tab: TabId, msg: RendererToBrowser) {
         let bytes = frame::encode(&UpFrame { tab_id: tab, msg }).expect("encodable frame");
-        if self.up.write_all(&bytes).is_err() {
+        self.send_raw(&bytes);
+    }
+
+    /// Sends bytes as they are; write errors (the browser hung up) end the program.
+    fn send_raw(&mut self, bytes: &[u8]) {
+        if self.up.write_all(bytes).is_err() {
             eprintln!("hostile-renderer: tab {} up socket closed", self.tab);
             std::process::exit(0);
         }
     }
 
-    /// A correct handshake: own one-shot server in $TMPDIR, Hello, accept the Launch, Ready.
+    /// A correct handshake: Hello, the `Launch` from the inherited channel, Ready.
     fn handshake(&mut self) -> Launch {
-        let (server, name) = IpcOneShotServer::<Launch>::new().expect("one-shot server in $TMPDIR");
-        self.send(self.tab, RendererToBrowser::Hello { server_name: name });
-        let (_receiver, launch) = match server.accept() {
-            Ok(pair) => pair,
+        self.send(self.tab, RendererToBrowser::Hello);
+        let Some(receiver) = self.launch.take() else {
+            eprintln!(
+                "hostile-renderer: tab {}: no launch channel on fd {DOWN_FD}",
+                self.tab
+            );
+            sleep_forever();
+        };
+        let launch = match receiver.try_recv_timeout(LAUNCH_TIMEOUT) {
+            Ok(launch) => launch,
             Err(e) => {
                 eprintln!("hostile-renderer: the browser never sent a Launch: {e:?}");
                 sleep_forever();
             }
         };
-        // Keep the down channel open for as long as we live.
-        std::mem::forget(_receiver);
-        self.send(self.tab, RendererToBrowser::Ready);
+        self.send(self.tab, RendererToBrowser::Ready { landlock: false });
         launch
+    }
+
+    /// Answers the browser like a renderer whose page is `url` until the down channel closes
+    /// (returns) or `Shutdown` arrives (exits, unless `obey_shutdown` is false).
+    fn serve(&mut self, launch: &Launch, history: &SessionHistory, obey_shutdown: bool) {
+        let url = history
+            .current_entry()
+            .map_or_else(|| launch.view.url.clone(), |e| e.url.clone());
+        loop {
+            match launch.receiver.recv() {
+                Ok(BrowserToRenderer::CaptureState { request }) => self.send(
+                    self.tab,
+                    RendererToBrowser::StateCaptured {
+                        request,
+                        history: history.clone(),
+                        page: PageState {
+                            url: url.clone(),
+                            scroll_x: 0.0,
+                            scroll_y: 0.0,
+                            zoom: 1.0,
+                            fields: Vec::new(),
+                        },
+                    },
+                ),
+                Ok(BrowserToRenderer::Ping { seq }) => {
+                    self.send(self.tab, RendererToBrowser::Pong { seq })
+                }
+                Ok(BrowserToRenderer::Shutdown) if obey_shutdown => std::process::exit(0),
+                Ok(BrowserToRenderer::Shutdown) => {
+                    eprintln!("hostile-renderer: tab {} ignores Shutdown", self.tab)
+                }
+                Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// A handshake and the messages of a finished load of the launch URL; returns the launch and
+    /// the one-entry history it reports.
+    fn load(&mut self) -> (Launch, SessionHistory) {
+        let launch = self.handshake();
+        let url = launch.view.url.clone();
+        self.send(self.tab, RendererToBrowser::UrlChanged { url: url.clone() });
+        self.send(self.tab, RendererToBrowser::Loading(false));
+        let history = SessionHistory {
+            entries: vec![HistoryEntry {
+                url,
+                title: String::new(),
+            }],
+            current: 0,
+            webkit_state: Vec::new(),
+        };
+        (launch, history)
+    }
+
+    /// See the `normal` mode in the module docs.
+    fn normal(&mut self) {
+        let (launch, history) = self.load();
+        self.serve(&launch, &history, true);
+        std::process::exit(0);
     }
 
     /// See the `forge-state` mode in the module docs.
     fn forge_state(&mut self) {
-        let (server, name) = IpcOneShotServer::<Launch>::new().expect("one-shot server in $TMPDIR");
-        self.send(self.tab, RendererToBrowser::Hello { server_name: name });
-        let Ok((_server_receiver, launch)) = server.accept() else {
+        self.send(self.tab, RendererToBrowser::Hello);
+        let Some(launch) = self
+            .launch
+            .take()
+            .and_then(|r| r.try_recv_timeout(LAUNCH_TIMEOUT).ok())
+        else {
             eprintln!("hostile-renderer: the browser never sent a Launch");
             sleep_forever();
         };
@@ -191,7 +401,7 @@ impl Hostile {
             "hostile-renderer: tab {} launched with url={} restore={restore}",
             self.tab, launch.view.url
         );
-        self.send(self.tab, RendererToBrowser::Ready);
+        self.send(self.tab, RendererToBrowser::Ready { landlock: false });
         let history = SessionHistory {
             entries: vec![
                 HistoryEntry {
@@ -214,29 +424,8 @@ impl Hostile {
         );
         self.send(self.tab, RendererToBrowser::HistoryState(history.clone()));
         self.send(self.tab, RendererToBrowser::Loading(false));
-        loop {
-            match launch.receiver.recv() {
-                Ok(BrowserToRenderer::CaptureState { request }) => self.send(
-                    self.tab,
-                    RendererToBrowser::StateCaptured {
-                        request,
-                        history: history.clone(),
-                        page: PageState {
-                            url: FORGED_URL.into(),
-                            scroll_x: 0.0,
-                            scroll_y: 0.0,
-                            zoom: 1.0,
-                            fields: Vec::new(),
-                        },
-                    },
-                ),
-                Ok(BrowserToRenderer::Ping { seq }) => {
-                    self.send(self.tab, RendererToBrowser::Pong { seq })
-                }
-                Ok(BrowserToRenderer::Shutdown) | Err(_) => std::process::exit(0),
-                Ok(_) => {}
-            }
-        }
+        self.serve(&launch, &history, true);
+        std::process::exit(0);
     }
 
     fn garbage(&mut self) {
@@ -263,11 +452,9 @@ impl Hostile {
     }
 
     fn fds(&mut self) {
-        let (_server, name) =
-            IpcOneShotServer::<Launch>::new().expect("one-shot server in $TMPDIR");
         let bytes = frame::encode(&UpFrame {
             tab_id: self.tab,
-            msg: RendererToBrowser::Hello { server_name: name },
+            msg: RendererToBrowser::Hello,
         })
         .expect("encodable frame");
         // More descriptors than fit a small control buffer: the kernel then installs the ones
@@ -287,11 +474,6 @@ impl Hostile {
             self.tab,
             passed.len()
         );
-        // Keep the server alive; if the browser wrongly goes on, it connects and we notice.
-        if _server.accept().is_ok() {
-            eprintln!("hostile-renderer: HOSTILE-RENDERER-UNCAUGHT tab {}: the browser accepted a Hello that carried descriptors", self.tab);
-        }
-        sleep_forever();
     }
 
     fn flood(&mut self) {
@@ -329,8 +511,8 @@ impl Hostile {
         );
     }
 
-    /// Announces a live one-shot server that lies outside `$TMPDIR`. If the browser connects to
-    /// it, it has failed to check the name.
+    /// Announces, in an old-style Hello, a live one-shot server that lies outside `$TMPDIR`. If
+    /// the browser connects to it, it went along.
     fn bad_server_name(&mut self, how: Outside) {
         let tmp = std::env::temp_dir();
         let pid = std::process::id();
@@ -390,21 +572,263 @@ impl Hostile {
             "hostile-renderer: tab {} announces server name {name}",
             self.tab
         );
-        self.send(
-            self.tab,
-            RendererToBrowser::Hello {
-                server_name: name.clone(),
-            },
-        );
+        let hello = old_style_hello(self.tab, &name);
+        self.send_raw(&hello);
         if let Some((server, _)) = server {
-            if let Ok((receiver, launch)) = server.accept() {
+            if server.accept().is_ok() {
                 eprintln!(
                     "hostile-renderer: HOSTILE-RENDERER-UNCAUGHT tab {}: the browser connected to the outside server {name}",
                     self.tab
                 );
-                std::mem::forget(receiver);
-                self.send(launch.tab_id, RendererToBrowser::Ready);
             }
         }
     }
+
+    /// See the `hardlink` mode in the module docs.
+    fn hardlink(&mut self) {
+        let Some(victim) = std::env::var_os("WARREN_HOSTILE_VICTIM").map(PathBuf::from) else {
+            eprintln!("hostile-renderer: hardlink needs WARREN_HOSTILE_VICTIM");
+            return;
+        };
+        let link = std::env::temp_dir().join("victim.sock");
+        let name = match std::fs::hard_link(&victim, &link) {
+            Ok(()) => {
+                eprintln!(
+                    "hostile-renderer: tab {} hard-linked {} as {}",
+                    self.tab,
+                    victim.display(),
+                    link.display()
+                );
+                link
+            }
+            Err(e) => {
+                eprintln!(
+                    "hostile-renderer: tab {} cannot hard-link {} into its TMPDIR ({e}); naming it directly",
+                    self.tab,
+                    victim.display()
+                );
+                victim
+            }
+        };
+        let hello = old_style_hello(self.tab, &name.to_string_lossy());
+        self.send_raw(&hello);
+    }
+
+    /// See the `stream-hello` mode in the module docs.
+    fn stream_hello(&mut self) {
+        let path = std::env::temp_dir().join(format!("stream-{}.sock", std::process::id()));
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("hostile-renderer: cannot listen on {}: {e}", path.display());
+                None
+            }
+        };
+        let hello = old_style_hello(self.tab, &path.to_string_lossy());
+        self.send_raw(&hello);
+        // Keep the listener open for as long as the browser lets us live.
+        std::mem::forget(listener);
+    }
+
+    /// Starts the double fork that leaves a `setsid` grandchild behind (see `escape`).
+    fn start_escapee(&self) {
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        match Command::new(exe)
+            .args([ESCAPEE_ARG, &marker()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+        {
+            Ok(status) => eprintln!(
+                "hostile-renderer: tab {} started an escapee ({status})",
+                self.tab
+            ),
+            Err(e) => eprintln!("hostile-renderer: cannot start the escapee: {e}"),
+        }
+    }
+
+    /// See the `escape` mode in the module docs.
+    fn escape(&mut self) {
+        let (launch, history) = self.load();
+        self.start_escapee();
+        self.serve(&launch, &history, false);
+    }
+
+    /// See the `no-pdeathsig` mode in the module docs.
+    fn no_pdeathsig(&mut self) {
+        match nix::sys::prctl::set_pdeathsig(None) {
+            Ok(()) => eprintln!(
+                "hostile-renderer: tab {} cleared its death signal",
+                self.tab
+            ),
+            Err(e) => eprintln!("hostile-renderer: cannot clear the death signal: {e}"),
+        }
+        for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+            // SAFETY: SIG_IGN installs no handler code.
+            let _ = unsafe { signal(s, SigHandler::SigIgn) };
+        }
+        let (launch, history) = self.load();
+        self.start_escapee();
+        // Returns when the browser is gone; the caller then sleeps forever.
+        self.serve(&launch, &history, false);
+        eprintln!("hostile-renderer: tab {} outlives its browser", self.tab);
+    }
+
+    /// See the `deep-dir` mode in the module docs.
+    fn deep_dir(&mut self) {
+        let _launch = self.handshake();
+        let depth = std::env::var("WARREN_HOSTILE_DEPTH")
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(DEFAULT_DEPTH);
+        match deep_chain(&std::env::temp_dir().join("deep"), depth) {
+            Ok(()) => eprintln!(
+                "hostile-renderer: tab {} made a chain of {depth} directories in {}",
+                self.tab,
+                std::env::temp_dir().display()
+            ),
+            Err(e) => eprintln!("hostile-renderer: deep chain failed: {e}"),
+        }
+        std::process::exit(1);
+    }
+}
+
+/// Creates `depth` nested directories `d/d/d/…` under `top`, each relative to the descriptor of
+/// its parent (the whole path is far longer than `PATH_MAX`).
+fn deep_chain(top: &Path, depth: usize) -> nix::Result<()> {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    let _ = std::fs::create_dir(top);
+    let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let mut dir = open(top, flags, Mode::empty())?;
+    for _ in 0..depth {
+        mkdirat(&dir, "d", Mode::from_bits_truncate(0o700))?;
+        dir = openat(&dir, "d", flags, Mode::empty())?;
+    }
+    Ok(())
+}
+
+// ----- Budgets (issue 7, defects 7 and 8): modes that cost the browser time -----
+
+/// How many frames a second the flood modes send: under the browser's message budget (1000).
+const FLOOD_RATE: u32 = 900;
+
+impl Hostile {
+    /// Sends `frame` [`FLOOD_RATE`] times a second (paced, not as fast as the socket takes it),
+    /// until the browser hangs up.
+    fn paced(&mut self, mut frame: impl FnMut(u64) -> RendererToBrowser) -> ! {
+        let start = std::time::Instant::now();
+        let mut sent: u64 = 0;
+        loop {
+            let due = start + Duration::from_secs(sent) / FLOOD_RATE;
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let msg = frame(sent);
+            self.send(self.tab, msg);
+            sent += 1;
+            if sent.is_multiple_of(u64::from(FLOOD_RATE)) {
+                eprintln!(
+                    "hostile-renderer: tab {} sent {sent} flood frames",
+                    self.tab
+                );
+            }
+        }
+    }
+
+    /// See the `byte-flood` mode in the module docs.
+    fn byte_flood(&mut self) {
+        // Kept: the down channel stays open while the flood runs.
+        let _launch = self.load();
+        let pad = "a".repeat(warren_ipc::MAX_URL_LEN - 64);
+        self.paced(|n| RendererToBrowser::UrlChanged {
+            url: format!("https://flood.example/{n}/{pad}"),
+        });
+    }
+
+    /// See the `title-flood` mode in the module docs.
+    fn title_flood(&mut self) {
+        let _launch = self.load();
+        self.paced(|n| RendererToBrowser::TitleChanged {
+            title: format!("title flood {n}"),
+        });
+    }
+
+    /// See the `heavy` mode in the module docs.
+    fn heavy(&mut self) {
+        let (launch, history) = self.load();
+        let number = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let mib = number("WARREN_HOSTILE_HEAVY_MIB", 4096);
+        let children = number("WARREN_HOSTILE_CHILDREN", 15);
+        match zero_page_mapping(mib << 20) {
+            Ok(()) => {}
+            Err(e) => eprintln!("hostile-renderer: tab {}: no heavy mapping: {e}", self.tab),
+        }
+        let mut forked = 0;
+        for _ in 0..children {
+            // SAFETY: the child only makes async-signal-safe calls (prctl, pause) until it is
+            // killed; this program has no other threads that could hold a lock.
+            match unsafe { nix::unistd::fork() } {
+                Ok(nix::unistd::ForkResult::Child) => {
+                    // SAFETY: plain system calls.
+                    unsafe {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                        loop {
+                            libc::pause();
+                        }
+                    }
+                }
+                Ok(nix::unistd::ForkResult::Parent { .. }) => forked += 1,
+                Err(e) => {
+                    eprintln!("hostile-renderer: tab {}: fork failed: {e}", self.tab);
+                    break;
+                }
+            }
+        }
+        eprintln!(
+            "hostile-renderer: tab {} is heavy: {mib} MiB of page tables' worth in {} processes",
+            self.tab,
+            forked + 1
+        );
+        self.serve(&launch, &history, true);
+        std::process::exit(0);
+    }
+}
+
+/// Maps `len` bytes privately and makes every page table entry point at the kernel's zero page:
+/// one written page gives the mapping an anonymous-memory owner, so `fork` copies the entries
+/// (instead of leaving the child to fault them in), and reading the rest maps the zero page,
+/// which costs no memory. The mapping is leaked: it lives as long as the process.
+fn zero_page_mapping(len: usize) -> std::io::Result<()> {
+    // SAFETY: a fresh anonymous mapping that nothing else refers to; it is only touched through
+    // the pointer below, within its length.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if addr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        addr.cast::<u8>().write_volatile(1);
+        if libc::madvise(addr, len, libc::MADV_POPULATE_READ) != 0 {
+            // Before Linux 5.14: fault the pages in by reading one byte of each.
+            let page = 4096;
+            let mut sum = 0u8;
+            for offset in (page..len).step_by(page) {
+                sum = sum.wrapping_add(addr.cast::<u8>().add(offset).read_volatile());
+            }
+            std::hint::black_box(sum);
+        }
+    }
+    Ok(())
 }
