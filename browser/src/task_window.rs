@@ -37,7 +37,7 @@ impl TaskManagerWindow {
     ) -> Result<Self, String> {
         let attributes = Window::default_attributes()
             .with_title("Task Manager")
-            .with_inner_size(winit::dpi::LogicalSize::new(760.0, 460.0))
+            .with_inner_size(winit::dpi::LogicalSize::new(840.0, 460.0))
             .with_position(winit::dpi::PhysicalPosition::new(120, 120));
         let window = EguiWindow::new(event_loop, attributes, on_repaint)?;
         let mut this = Self {

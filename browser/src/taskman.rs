@@ -32,6 +32,10 @@ pub enum RowKey {
 pub struct ProcessRow {
     pub pid: u32,
     pub kind: &'static str,
+    /// The executable's file name.
+    pub name: String,
+    /// The sandbox layers seen for this process.
+    pub sandbox: procs::Sandbox,
     pub memory_kb: Option<u64>,
     pub pss_kb: Option<u64>,
     pub cpu_percent: Option<f64>,
@@ -57,6 +61,9 @@ pub struct TaskRow {
     pub cpu_percent: Option<f64>,
     pub uptime: Option<Duration>,
     pub processes: Vec<ProcessRow>,
+    /// The sandbox layers of the task's main process (the renderer for a tab), when it has one
+    /// and is sandboxed at all.
+    pub sandbox: Option<procs::Sandbox>,
 }
 
 /// What the user asked for in the Task Manager.
@@ -77,6 +84,8 @@ pub fn rows(snapshot: &procs::Snapshot, tabs: &Tabs, now: Instant) -> Vec<TaskRo
     let process = |row: &procs::ProcessRow| ProcessRow {
         pid: row.pid,
         kind: row.kind.as_str(),
+        name: row.name.clone(),
+        sandbox: row.sandbox,
         memory_kb: row.memory_kb,
         pss_kb: row.pss_kb,
         cpu_percent: Some(row.cpu_percent),
@@ -85,6 +94,13 @@ pub fn rows(snapshot: &procs::Snapshot, tabs: &Tabs, now: Instant) -> Vec<TaskRo
     let mut rows = Vec::new();
     for row in snapshot.processes.iter().filter(|r| r.tab_id.is_none()) {
         let browser = row.kind == procs::Kind::Browser;
+        // The headless display the browser starts for WebKit's web processes: the browser's own
+        // helper, not web content, so no sandbox column (as for the browser).
+        let display = row.name == "Xvfb"
+            && snapshot
+                .processes
+                .first()
+                .is_some_and(|b| b.pid == row.parent_pid);
         rows.push(TaskRow {
             key: if browser {
                 RowKey::Browser
@@ -93,6 +109,8 @@ pub fn rows(snapshot: &procs::Snapshot, tabs: &Tabs, now: Instant) -> Vec<TaskRo
             },
             title: if browser {
                 "Browser".to_owned()
+            } else if display {
+                "Display for web pages (Xvfb)".to_owned()
             } else {
                 row.name.clone()
             },
@@ -108,6 +126,7 @@ pub fn rows(snapshot: &procs::Snapshot, tabs: &Tabs, now: Instant) -> Vec<TaskRo
             pss_kb: row.pss_kb,
             cpu_percent: Some(row.cpu_percent),
             uptime: Some(row.uptime),
+            sandbox: (!browser && !display).then_some(row.sandbox),
             processes: vec![process(row)],
         });
     }
@@ -131,6 +150,9 @@ pub fn rows(snapshot: &procs::Snapshot, tabs: &Tabs, now: Instant) -> Vec<TaskRo
             } else {
                 Vec::new()
             },
+            sandbox: totals
+                .and_then(|t| snapshot.process(t.renderer_pid))
+                .map(|r| r.sandbox),
         };
         describe_tab(&mut row, tabs, tab, now);
         rows.push(row);
@@ -161,6 +183,30 @@ fn state_text(tabs: &Tabs, tab: &Tab) -> &'static str {
         Some(state) => state.as_str(),
         None => "",
     }
+}
+
+/// The Sandbox column: "all 4" when every layer is in force, else how many, and a note that
+/// names what is in force and what is missing.
+fn sandbox_label(sandbox: &procs::Sandbox) -> (String, Color32, String) {
+    let have = sandbox.layers();
+    let missing: Vec<&str> = ["namespaces", "seccomp", "landlock", "webkit"]
+        .into_iter()
+        .filter(|l| !have.contains(l))
+        .collect();
+    let (text, color) = match (have.len(), missing.len()) {
+        (_, 0) => ("all 4".to_owned(), Color32::from_rgb(0x2e, 0x7d, 0x32)),
+        (0, _) => ("none".to_owned(), Color32::from_rgb(0xc6, 0x28, 0x28)),
+        (n, _) => (format!("{n} of 4"), Color32::from_rgb(0xe0, 0x8a, 0x00)),
+    };
+    let mut note = if have.is_empty() {
+        "No sandbox layer is in force for this process.".to_owned()
+    } else {
+        format!("In force: {}.", have.join(", "))
+    };
+    if !missing.is_empty() && !have.is_empty() {
+        note.push_str(&format!(" Missing: {}.", missing.join(", ")));
+    }
+    (text, color, note)
 }
 
 /// What a protection means, for the Protected column's hover text.
@@ -268,6 +314,7 @@ pub enum SortColumn {
     Pss,
     Cpu,
     Uptime,
+    Sandbox,
 }
 
 /// The view state of the Task Manager, independent of its window.
@@ -519,6 +566,7 @@ impl TaskView {
                 table = table
                     .column(Column::exact(50.0))
                     .column(Column::exact(62.0))
+                    .column(Column::exact(64.0))
                     .column(Column::exact(66.0));
                 let mut columns = vec![
                     (SortColumn::Task, "Task"),
@@ -532,6 +580,7 @@ impl TaskView {
                 }
                 columns.push((SortColumn::Cpu, "CPU"));
                 columns.push((SortColumn::Uptime, "Uptime"));
+                columns.push((SortColumn::Sandbox, "Sandbox"));
                 let (sort, descending) = (self.sort, self.descending);
                 table
                     .header(24.0, |mut header| {
@@ -634,6 +683,16 @@ impl TaskView {
                                     ui.label(row.uptime.map(uptime).unwrap_or_else(|| "–".into()));
                                 });
                                 table_row.col(|ui| {
+                                    if let Some(sandbox) = row.sandbox {
+                                        let (text, color, note) = sandbox_label(&sandbox);
+                                        ui.add(
+                                            egui::Label::new(RichText::new(text).color(color))
+                                                .selectable(false),
+                                        )
+                                        .on_hover_text(note);
+                                    }
+                                });
+                                table_row.col(|ui| {
                                     // A tab without a process has no figures to chart.
                                     if row.memory_kb.is_some() {
                                         sparkline(ui, &history);
@@ -659,7 +718,7 @@ impl TaskView {
                                         table_row.col(|ui| {
                                             ui.add_space(22.0);
                                             ui.label(
-                                                RichText::new(process_label(process.kind))
+                                                RichText::new(process_label(process))
                                                     .color(Color32::from_gray(90)),
                                             );
                                         });
@@ -706,6 +765,15 @@ impl TaskView {
                                                     .map(uptime)
                                                     .unwrap_or_else(|| "–".into()),
                                             );
+                                        });
+                                        table_row.col(|ui| {
+                                            let (text, color, note) =
+                                                sandbox_label(&process.sandbox);
+                                            ui.add(
+                                                egui::Label::new(RichText::new(text).color(color))
+                                                    .selectable(false),
+                                            )
+                                            .on_hover_text(note);
                                         });
                                         table_row.col(|_| {});
                                         // A process row selects its task: the buttons act on the tab.
@@ -839,17 +907,23 @@ fn compare(a: &TaskRow, b: &TaskRow, column: SortColumn) -> std::cmp::Ordering {
             .unwrap_or(0.0)
             .total_cmp(&b.cpu_percent.unwrap_or(0.0)),
         SortColumn::Uptime => a.uptime.cmp(&b.uptime),
+        SortColumn::Sandbox => a
+            .sandbox
+            .map(|s| s.layers().len())
+            .cmp(&b.sandbox.map(|s| s.layers().len())),
     }
 }
 
-fn process_label(kind: &str) -> &'static str {
-    match kind {
-        "renderer" => "Renderer",
-        "web" => "Web content (WebKitWebProcess)",
-        "network" => "Network (WebKitNetworkProcess)",
-        "browser" => "Browser",
-        "spare" => "Spare renderer",
-        _ => "Other process",
+fn process_label(process: &ProcessRow) -> String {
+    match (process.kind, process.name.as_str()) {
+        ("renderer", _) => "Renderer".into(),
+        ("web", _) => "Web content (WebKitWebProcess)".into(),
+        ("network", _) => "Network (WebKitNetworkProcess)".into(),
+        ("browser", _) => "Browser".into(),
+        ("spare", _) => "Spare renderer".into(),
+        (_, "bwrap") => "Sandbox (bubblewrap)".into(),
+        (_, "xdg-dbus-proxy") => "D-Bus filter of WebKit's sandbox".into(),
+        (_, name) => format!("Other process ({name})"),
     }
 }
 
@@ -958,6 +1032,7 @@ mod tests {
             cpu_percent: Some(0.0),
             uptime: None,
             processes: Vec::new(),
+            sandbox: None,
         }
     }
 
@@ -1354,5 +1429,27 @@ mod tests {
             frame(&ctx, &mut v, &w.tabs, w.now, vec![key(egui::Key::Enter)]),
             vec![TaskAction::Activate(b)]
         );
+    }
+
+    #[test]
+    fn the_sandbox_column_says_which_layers_are_missing() {
+        let all = procs::Sandbox {
+            no_new_privs: true,
+            seccomp_filter: true,
+            namespaces: true,
+            landlock: true,
+            webkit: true,
+        };
+        assert_eq!(sandbox_label(&all).0, "all 4");
+        let no_userns = procs::Sandbox {
+            namespaces: false,
+            ..all
+        };
+        let (text, _, note) = sandbox_label(&no_userns);
+        assert_eq!(text, "3 of 4");
+        assert!(note.contains("Missing: namespaces."), "{note}");
+        let (text, _, note) = sandbox_label(&procs::Sandbox::default());
+        assert_eq!(text, "none");
+        assert!(note.contains("No sandbox layer"), "{note}");
     }
 }
