@@ -904,3 +904,43 @@ fn sandboxed_tabs_render_and_each_of_their_processes_is_confined() {
     assert_eq!(b.eval(first, "document.title"), Ok(json!("red")));
     assert_eq!(b.eval(second, "document.title"), Ok(json!("blue")));
 }
+
+/// A local file in a folder the tab's sandbox was not made to show gets a fresh renderer with
+/// that folder in its view, and the tab's history comes along: Back returns to the first file.
+#[test]
+fn a_file_in_another_folder_gets_a_new_view_and_keeps_the_history() {
+    let x = Xvfb::start();
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    std::fs::write(a_dir.join("a.html"), "<title>A</title><p>first folder</p>").unwrap();
+    std::fs::write(b_dir.join("b.html"), "<title>B</title><p>second folder</p>").unwrap();
+    let a = format!("file://{}/a.html", a_dir.display());
+    let b_url = format!("file://{}/b.html", b_dir.display());
+    let (b, tab) = Browser::start_on(&x, &a);
+    let first = b.renderer_pid(tab).expect("a renderer");
+    // Let the renderer report its history (it does so at most about once a second).
+    std::thread::sleep(Duration::from_millis(1500));
+
+    b.ok("navigate", json!({ "tab_id": tab, "url": b_url }));
+    b.wait_loaded(tab, Some(&b_url), LOAD_TIMEOUT);
+    let second = b.renderer_pid(tab).expect("a renderer");
+    assert_ne!(
+        first, second,
+        "the new folder needs a renderer whose view shows it"
+    );
+    assert_eq!(
+        b.eval(tab, "document.body.innerText.trim()"),
+        Ok(json!("second folder"))
+    );
+
+    b.ok("back", json!({ "tab_id": tab }));
+    b.wait_loaded(tab, Some(&a), LOAD_TIMEOUT);
+    assert_eq!(
+        b.eval(tab, "document.body.innerText.trim()"),
+        Ok(json!("first folder")),
+        "Back shows the first file, from the new renderer's view"
+    );
+    assert_eq!(b.renderer_pid(tab), Some(second));
+}

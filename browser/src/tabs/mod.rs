@@ -543,8 +543,10 @@ impl Tabs {
         });
     }
 
-    /// Replaces a tab's renderer with a fresh one that loads `url` (its sandbox is made for the
-    /// tab's files as they are now).
+    /// Replaces a tab's renderer with a fresh one whose sandbox is made for the tab's files as
+    /// they are now, and navigates it to `url`. The tab's back/forward list comes along: the new
+    /// renderer restores the history the old one last reported, then navigates, so Back still
+    /// leads to the pages before.
     fn swap_renderer(&mut self, id: TabId, url: String, now: Instant) {
         let visible = self.strip.active() == Some(id);
         let bounds = self.bounds;
@@ -553,19 +555,45 @@ impl Tabs {
         };
         let old = std::mem::replace(&mut tab.life, Life::Discarded { freed_kb: None });
         let files = tab.files.clone();
+        // Only the history: the old page's scroll offset and fields belong to the page being left.
+        let restore = tab
+            .snapshot
+            .as_deref()
+            .and_then(|s| snapshot::restorable(s, tab.grants))
+            .map(|s| TabSnapshot {
+                history: s.history,
+                page: None,
+            });
         // The old renderer leaves as a closed tab's does (asked to exit, then killed).
         self.retire(
             Tab::new(id, String::new(), Grants::default(), old, now),
             now,
         );
-        let start = Start {
-            url,
-            visible,
-            bounds,
-            restore: None,
-            files,
+        let start = match restore {
+            Some(restore) => Start {
+                url: restore
+                    .history
+                    .current_entry()
+                    .map_or_else(|| url.clone(), |e| e.url.clone()),
+                visible,
+                bounds,
+                restore: Some(restore),
+                files,
+            },
+            None => Start {
+                url: url.clone(),
+                visible,
+                bounds,
+                restore: None,
+                files,
+            },
         };
+        let restoring = start.restore.is_some();
         self.relaunch(id, start, now);
+        if restoring {
+            // Queued behind the launch: applied once the history is back.
+            self.send(id, BrowserToRenderer::Navigate { url });
+        }
     }
 
     fn navigate(&mut self, id: TabId, url: String, now: Instant) -> Result<(), TabError> {

@@ -1553,6 +1553,13 @@ fn a_renderer_sees_the_files_opened_in_its_tab_and_a_new_folder_gets_a_new_rende
     .unwrap();
     assert_eq!(h.pid(a), first);
     assert_eq!(h.world.borrow().launches.len(), 1);
+    h.message(
+        a,
+        RendererToBrowser::HistoryState(history(
+            &["file:///srv/site/index.html", "file:///srv/site/b.html"],
+            1,
+        )),
+    );
 
     // A file in another folder: a fresh renderer whose view has both.
     h.apply(Verb::Navigate {
@@ -1565,7 +1572,29 @@ fn a_renderer_sees_the_files_opened_in_its_tab_and_a_new_folder_gets_a_new_rende
     assert!(h.world.borrow().shutdown_requested.contains(&first));
     let (launched, start) = h.last_launch();
     assert_eq!(launched, a);
-    assert_eq!(start.url, "file:///srv/other/c.html");
+    // The history comes along (restored first, then the navigation), without the page state of
+    // the page being left.
+    let restored = start
+        .restore
+        .as_ref()
+        .expect("the tab's history is restored");
+    assert_eq!(
+        restored.history.entries.last().map(|e| e.url.as_str()),
+        Some("file:///srv/site/b.html")
+    );
+    assert!(restored.page.is_none());
+    assert_eq!(start.url, "file:///srv/site/b.html");
+    let second = h.pid(a);
+    assert_eq!(
+        h.world
+            .borrow()
+            .sent
+            .get(&second)
+            .and_then(|m| m.last().cloned()),
+        Some(BrowserToRenderer::Navigate {
+            url: "file:///srv/other/c.html".into()
+        })
+    );
     assert!(start.files.contains(&"/srv/other/c.html".into()));
     assert!(start.files.contains(&"/srv/site/index.html".into()));
 
