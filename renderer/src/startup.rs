@@ -50,8 +50,9 @@ pub fn die_with_parent() -> Result<(), StartupError> {
     let now = getppid();
     // Inside the sandbox's PID namespace the parent is bubblewrap's init, pid 1, which dies with
     // the browser (`--die-with-parent`).
-    let in_sandbox = std::env::var_os(warren_ipc::ENV_SANDBOX).is_some();
-    if now != parent || (now.as_raw() == 1 && !in_sandbox) {
+    let in_namespace = std::env::var(warren_ipc::ENV_SANDBOX)
+        .is_ok_and(|layers| layers.split(',').any(|l| l == "namespaces"));
+    if now != parent || (now.as_raw() == 1 && !in_namespace) {
         return Err(StartupError::ParentGone);
     }
     Ok(())
