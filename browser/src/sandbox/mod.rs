@@ -215,7 +215,8 @@ impl Sandbox {
             layers.push(Layer::Seccomp);
         }
         layers.push(Layer::Landlock);
-        if self.web_display.is_some() {
+        // WebKit's sandbox is bubblewrap too: it needs what our namespaces layer needs.
+        if self.web_display.is_some() && self.bwrap.is_ok() {
             layers.push(Layer::Webkit);
         }
         layers
@@ -230,10 +231,13 @@ impl Sandbox {
             Layer::Namespaces => self.bwrap.as_ref().err().cloned(),
             Layer::Seccomp => self.filter.as_ref().err().cloned(),
             Layer::Landlock => None,
-            Layer::Webkit => self
-                .web_display
-                .is_none()
-                .then(|| "no headless display for web processes (install Xvfb)".into()),
+            Layer::Webkit => match (&self.bwrap, &self.web_display) {
+                (Err(why), _) => Some(format!("WebKit's sandbox needs bubblewrap too: {why}")),
+                (Ok(_), None) => {
+                    Some("no headless display for web processes (install Xvfb)".into())
+                }
+                (Ok(_), Some(_)) => None,
+            },
         }
     }
 
@@ -325,7 +329,11 @@ impl Sandbox {
             _ => set("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS.as_ref()),
         }
         if self.enabled {
-            set("WEBKIT_FORCE_SANDBOX", "1".as_ref());
+            // WebKit's own sandbox runs bubblewrap in a user namespace: forced only where ours
+            // works, or every web process would fail to start.
+            if namespaces {
+                set("WEBKIT_FORCE_SANDBOX", "1".as_ref());
+            }
             let layers: Vec<&str> = self.planned_layers().iter().map(|l| l.name()).collect();
             set(warren_ipc::ENV_SANDBOX, layers.join(",").as_ref());
             if let Some(web) = &self.web_display {
@@ -379,5 +387,83 @@ impl Sandbox {
             }
         }
         env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox(bwrap: Result<PathBuf, String>) -> Sandbox {
+        Sandbox {
+            enabled: true,
+            bwrap,
+            filter: Err("not compiled in this test".into()),
+            web_display: None,
+            user_display: display::Address::parse(":7"),
+            passenv: vec!["WARREN_TEST_PASSED".into()],
+        }
+    }
+
+    fn env_of(s: &Sandbox, namespaces: bool) -> std::collections::HashMap<String, String> {
+        s.environment(
+            TabId(3),
+            Path::new("/run/user/1/warren-1/tab-3-1"),
+            namespaces,
+        )
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+    }
+
+    #[test]
+    fn the_environment_is_built_here_and_holds_nothing_of_the_session() {
+        // SAFETY (edition 2021: safe to call; sound here because no other thread of this test
+        // reads these variables): the browser's own environment, as a desktop session has it.
+        std::env::set_var("SSH_AUTH_SOCK", "/run/user/1/ssh-agent");
+        std::env::set_var("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1/bus");
+        std::env::set_var("WARREN_TEST_PASSED", "yes");
+        let with_ns = sandbox(Ok("/usr/bin/bwrap".into()));
+        let env = env_of(&with_ns, true);
+        assert!(!env.contains_key("SSH_AUTH_SOCK"));
+        assert_eq!(env["DBUS_SESSION_BUS_ADDRESS"], NO_SESSION_BUS);
+        assert_eq!(env["NO_AT_BRIDGE"], "1");
+        assert_eq!(env["WARREN_TAB_ID"], "3");
+        assert_eq!(env["DISPLAY"], ":7");
+        assert_eq!(env["TMPDIR"], SANDBOX_TMP);
+        assert_eq!(env["HOME"], SANDBOX_HOME);
+        assert_eq!(env["WEBKIT_FORCE_SANDBOX"], "1");
+        assert_eq!(env["WARREN_TEST_PASSED"], "yes");
+        assert_eq!(env[warren_ipc::ENV_SANDBOX], "namespaces,landlock");
+        assert_eq!(
+            with_ns.planned_layers(),
+            [Layer::Namespaces, Layer::Landlock]
+        );
+
+        // Without namespaces WebKit's sandbox (bubblewrap too) is not forced: it would fail.
+        let without = sandbox(Err("no user namespaces".into()));
+        let env = env_of(&without, false);
+        assert!(!env.contains_key("WEBKIT_FORCE_SANDBOX"));
+        assert_eq!(env["TMPDIR"], "/run/user/1/warren-1/tab-3-1");
+        assert_eq!(env["DBUS_SESSION_BUS_ADDRESS"], NO_SESSION_BUS);
+        assert_eq!(without.planned_layers(), [Layer::Landlock]);
+        assert!(without
+            .missing(Layer::Webkit)
+            .is_some_and(|why| why.contains("bubblewrap")));
+
+        // --no-sandbox: the user's bus, nothing forced.
+        let off = Sandbox {
+            enabled: false,
+            ..sandbox(Err("--no-sandbox".into()))
+        };
+        let env = env_of(&off, false);
+        assert_eq!(env["DBUS_SESSION_BUS_ADDRESS"], "unix:path=/run/user/1/bus");
+        assert!(!env.contains_key(warren_ipc::ENV_SANDBOX));
+        assert!(off.planned_layers().is_empty());
     }
 }
