@@ -16,8 +16,11 @@ packages=(
   # which GLib and GTK autolaunch when no session bus is running. The tests prove that renderers
   # start none of it (issue 7, defect 10); without these packages that test would pass vacuously.
   dbus dbus-daemon dbus-x11
-  # Tests: a local HTTP server.
-  python3
+  # Part 5: each renderer's own display is a nested X server (Xephyr) inside the browser window.
+  xserver-xephyr
+  # Tests: a local HTTP server; another X client's clipboard and PRIMARY selection (xclip); a
+  # non-US keyboard layout on the test display (setxkbmap).
+  python3 xclip x11-xkb-utils
 )
 
 missing=()

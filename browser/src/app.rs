@@ -18,8 +18,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use nix::sys::wait::WaitStatus;
 use warren_browser::cli::Options;
+use warren_browser::clipboard::{Broker, BrokerEvent, NestedAddress};
 use warren_browser::control::{self, ControlServer};
 use warren_browser::host::{self, HostLauncher, Waker};
+use warren_browser::host::{Displays, OnDisplay};
+use warren_browser::nested::NestedDisplay;
+use warren_browser::nested::{Isolation, Nested};
 use warren_browser::procs::sampler::{self, Sampler, Watch};
 use warren_browser::profile::{self, Acquired, Profile};
 use warren_browser::protocol::{
@@ -76,6 +80,8 @@ struct Inbox {
     control: Receiver<control::Request>,
     open_urls: Receiver<Vec<String>>,
     shortcuts: Receiver<Shortcut>,
+    /// Tabs whose page the user pressed a mouse button on (from the clipboard broker).
+    pages_pressed: Receiver<TabId>,
     reaped: Receiver<(u32, WaitStatus)>,
     quit: Receiver<nix::sys::signal::Signal>,
 }
@@ -94,6 +100,10 @@ pub fn termination_signals() -> nix::sys::signal::SigSet {
 struct Running {
     window: BrowserWindow,
     tabs: Tabs,
+    /// Brokers the clipboard and PRIMARY between pages' nested displays and the user's.
+    broker: Option<Arc<Broker>>,
+    /// The tab the broker was last told the user sees.
+    broker_active: Option<TabId>,
 }
 
 struct App {
@@ -101,6 +111,8 @@ struct App {
     profile: Profile,
     /// How renderers are started; also holds the web processes' headless display.
     sandbox: Arc<Sandbox>,
+    /// Where renderers' views live, until the launcher takes it.
+    displays: Option<Displays>,
     /// Holds every renderer's private runtime directory; removed when the browser exits.
     _runtime_root: tempfile::TempDir,
     runtime_dir: PathBuf,
@@ -109,6 +121,7 @@ struct App {
     proxy: EventLoopProxy<UserEvent>,
     inbox: Inbox,
     shortcut_tx: Option<Sender<Shortcut>>,
+    page_pressed_tx: Sender<TabId>,
     running: Option<Running>,
     task_manager: Option<TaskManagerWindow>,
     menu: Option<TabMenu>,
@@ -169,6 +182,22 @@ pub fn run(options: Options) -> Result<(), String> {
         options.sandbox,
         private.into_iter().flatten().collect(),
     ));
+    let displays = match options.display_isolation {
+        Isolation::None => {
+            log::warn!(
+                "--display-isolation=none: pages' renderers are clients of your display; one a \
+                 page takes over can read and type into every window of your desktop"
+            );
+            Displays::User
+        }
+        Isolation::Nested => match Nested::detect(sandbox.bwrap(), sandbox.filter()) {
+            Ok(nested) => Displays::Nested(Arc::new(nested)),
+            Err(why) => {
+                log::error!("no page can be shown: {why}");
+                Displays::Unavailable(why)
+            }
+        },
+    };
 
     let (reaped_tx, reaped_rx) = unbounded();
     {
@@ -240,10 +269,12 @@ pub fn run(options: Options) -> Result<(), String> {
     let runtime_dir = std::fs::canonicalize(runtime_root.path()).map_err(|e| e.to_string())?;
 
     let (shortcut_tx, shortcut_rx) = unbounded();
+    let (page_pressed_tx, page_pressed_rx) = unbounded();
     let mut app = App {
         options,
         profile,
         sandbox,
+        displays: Some(displays),
         _runtime_root: runtime_root,
         runtime_dir,
         waker,
@@ -253,10 +284,12 @@ pub fn run(options: Options) -> Result<(), String> {
             control: control_rx,
             open_urls: open_rx,
             shortcuts: shortcut_rx,
+            pages_pressed: page_pressed_rx,
             reaped: reaped_rx,
             quit: quit_rx,
         },
         shortcut_tx: Some(shortcut_tx),
+        page_pressed_tx,
         running: None,
         task_manager: None,
         menu: None,
@@ -329,6 +362,36 @@ impl ApplicationHandler<UserEvent> for App {
                 log::warn!("browser shortcuts are unavailable while a page has focus: {e}");
             }
         }
+        let displays = self.displays.take().unwrap_or(Displays::User);
+        let broker = match &displays {
+            Displays::Nested(_) => {
+                let tx = self.page_pressed_tx.clone();
+                let waker = self.waker.clone();
+                match Broker::start(None, move |event| match event {
+                    BrokerEvent::PagePressed { tab } => {
+                        let _ = tx.send(tab);
+                        waker();
+                    }
+                }) {
+                    Ok(broker) => Some(Arc::new(broker)),
+                    Err(e) => {
+                        log::warn!("copy and paste between pages and other applications will not work: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let on_display: Option<OnDisplay> = broker.as_ref().map(|b| {
+            let broker = Arc::clone(b);
+            Box::new(move |display: &mut NestedDisplay| {
+                let (socket, cookie) = display.address();
+                let tab = display.tab();
+                broker.add_display(tab, NestedAddress { socket, cookie }, display.host_window());
+                let broker = Arc::clone(&broker);
+                display.on_end(Box::new(move || broker.remove_display(tab)));
+            }) as OnDisplay
+        });
         let launcher = HostLauncher {
             renderer: self.options.renderer.clone(),
             runtime_root: self.runtime_dir.clone(),
@@ -337,11 +400,18 @@ impl ApplicationHandler<UserEvent> for App {
             cookie_file: self.profile.cookie_file.clone(),
             waker: self.waker.clone(),
             sandbox: Arc::clone(&self.sandbox),
+            displays,
+            on_display,
         };
         let now = Instant::now();
         let mut tabs = Tabs::new(Box::new(launcher), now);
         tabs.set_bounds(window.content_bounds());
-        self.running = Some(Running { window, tabs });
+        self.running = Some(Running {
+            window,
+            tabs,
+            broker,
+            broker_active: None,
+        });
         self.open_first_tabs(now);
         self.after_change();
     }
@@ -366,7 +436,10 @@ impl ApplicationHandler<UserEvent> for App {
             WindowOutcome::None => {}
             WindowOutcome::CloseRequested => self.quit(now),
             WindowOutcome::RedrawRequested => self.redraw(event_loop, now),
-            WindowOutcome::Clicked => self.close_menu(),
+            WindowOutcome::Clicked => {
+                running.tabs.blur_page();
+                self.close_menu();
+            }
         }
     }
 
@@ -551,7 +624,10 @@ impl App {
                         running.window.request_redraw();
                     }
                     Effect::FocusPage => running.window.blur_address_bar(),
-                    Effect::FocusAddressBar => running.window.focus_address_bar(),
+                    Effect::FocusAddressBar => {
+                        running.tabs.blur_page();
+                        running.window.focus_address_bar();
+                    }
                     Effect::PageReady(id) => {
                         if !running.window.chrome.editing && running.tabs.active() == Some(id) {
                             running.tabs.focus_page(id);
@@ -577,6 +653,7 @@ impl App {
                     tm.request_redraw();
                 }
             }
+            self.tell_broker_active();
             // A menu whose tab was closed has nothing left to act on.
             let menu_tab_gone = self.menu.as_ref().is_some_and(|m| {
                 self.running
@@ -586,6 +663,23 @@ impl App {
             if menu_tab_gone {
                 self.close_menu();
             }
+        }
+    }
+
+    /// Tells the clipboard broker which tab's page the user sees: only that page may take the
+    /// user's clipboard (on a paste the user made) or set it.
+    fn tell_broker_active(&mut self) {
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
+        let active = running
+            .tabs
+            .active_tab()
+            .filter(|t| t.has_view())
+            .map(|t| t.id);
+        if let (Some(broker), true) = (&running.broker, running.broker_active != active) {
+            broker.set_active(active);
+            running.broker_active = active;
         }
     }
 
@@ -658,6 +752,7 @@ impl App {
             Shortcut::Forward => active.map(Verb::Forward),
             Shortcut::FocusAddressBar => {
                 if let Some(running) = self.running.as_mut() {
+                    running.tabs.blur_page();
                     running.window.focus_address_bar();
                 }
                 None
@@ -772,6 +867,7 @@ impl App {
             return;
         };
         let renderers = running.tabs.renderers();
+        let displays = running.tabs.displays();
         let landlocked = running.tabs.landlocked();
         let titles: HashMap<TabId, String> = running
             .tabs
@@ -781,6 +877,7 @@ impl App {
         match self.sampler() {
             Ok(sampler) => sampler.request(
                 renderers,
+                displays,
                 landlocked,
                 Box::new(move |sample| {
                     let answer = sample.map(|s| {
@@ -809,14 +906,15 @@ impl App {
         if !watch.periodic && self.sampler.is_none() {
             return;
         }
-        let (renderers, landlocked) = self
+        let (renderers, displays, landlocked) = self
             .running
             .as_ref()
-            .map(|r| (r.tabs.renderers(), r.tabs.landlocked()))
+            .map(|r| (r.tabs.renderers(), r.tabs.displays(), r.tabs.landlocked()))
             .unwrap_or_default();
         match self.sampler() {
             Ok(sampler) => {
                 sampler.set_renderers(renderers);
+                sampler.set_displays(displays);
                 sampler.set_landlocked(landlocked);
                 sampler.watch(watch);
             }
@@ -853,6 +951,16 @@ impl App {
         let more = self.poll_renderers(now);
         while let Ok(shortcut) = self.inbox.shortcuts.try_recv() {
             self.shortcut(shortcut, event_loop);
+        }
+        while let Ok(tab) = self.inbox.pages_pressed.try_recv() {
+            // A click on the page: the page takes the keyboard (the nested display's window
+            // cannot take it on the user's display itself).
+            if let Some(running) = self.running.as_mut() {
+                if running.tabs.active() == Some(tab) {
+                    running.window.blur_address_bar();
+                    running.tabs.focus_page(tab);
+                }
+            }
         }
         while let Ok(urls) = self.inbox.open_urls.try_recv() {
             if urls.is_empty() {
@@ -1013,13 +1121,13 @@ impl App {
             origin.x + at.x.round() as i32,
             origin.y + at.y.round() as i32,
         );
-        match TabMenu::open(
-            event_loop,
-            self.repaint_callback(Surface::Menu),
-            tab,
-            screen,
-        ) {
+        let repaint = self.repaint_callback(Surface::Menu);
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
+        match TabMenu::open(event_loop, repaint, tab, screen) {
             Ok(menu) => {
+                running.tabs.blur_page();
                 running.window.focus_window(menu.x11_window());
                 self.menu = Some(menu);
             }

@@ -174,6 +174,17 @@ struct Cli {
 
     #[arg(
         long,
+        value_enum,
+        default_value = "nested",
+        value_name = "nested|none",
+        help = "Where pages' renderers draw: `nested` gives each its own X server\n\
+                (Xephyr) inside the browser window, so no renderer can read or type\n\
+                into your other windows; `none` puts them on your display."
+    )]
+    display_isolation: crate::nested::Isolation,
+
+    #[arg(
+        long,
         help = "Start one renderer through the real launch path in a probe mode, try\n\
                 what its sandbox must deny and what it must allow, print the results\n\
                 as a table and exit (status 1 if a row is not as expected)."
@@ -263,6 +274,8 @@ pub struct Options {
     pub restore: bool,
     /// Whether renderers run in their sandbox (`--no-sandbox` turns it off).
     pub sandbox: bool,
+    /// Whether each renderer gets a nested display (`--display-isolation`).
+    pub display_isolation: crate::nested::Isolation,
     /// `--sandbox-self-test`: probe the sandbox instead of running the browser; `Some(true)`
     /// with `--json`.
     pub self_test: Option<bool>,
@@ -355,6 +368,7 @@ where
         },
         restore: !cli.no_restore,
         sandbox: !cli.no_sandbox,
+        display_isolation: cli.display_isolation,
         self_test: cli.sandbox_self_test.then_some(cli.json),
     }))
 }
@@ -503,6 +517,7 @@ mod tests {
                 },
                 restore: false,
                 sandbox: true,
+                display_isolation: crate::nested::Isolation::Nested,
                 self_test: None,
             }
         );

@@ -41,6 +41,7 @@ use nix::unistd::Pid;
 use warren_ipc::frame::FrameDecoder;
 use warren_ipc::{BrowserToRenderer, Launch, RendererToBrowser, TabId, ViewSetup};
 
+use crate::nested::{Nested, NestedDisplay};
 use crate::sandbox::cleanup::remove_in_background;
 use crate::sandbox::pidfd::Pidfd;
 use crate::sandbox::{Sandbox, Spec};
@@ -66,6 +67,17 @@ pub enum HostEvent {
     Disconnected,
 }
 
+/// What one renderer shows: its view, the files the user opened in the tab, and its own nested
+/// display (`None`: the user's).
+pub struct TabView<'a> {
+    pub view: ViewSetup,
+    pub files: &'a [PathBuf],
+    pub display: Option<NestedDisplay>,
+}
+
+/// Told about each nested display that starts, before its renderer does.
+pub type OnDisplay = Box<dyn Fn(&mut NestedDisplay)>;
+
 /// One running renderer process and its two channels.
 pub struct RendererHost {
     /// The process the browser started: bubblewrap (the sandbox's root) or, without namespaces,
@@ -88,6 +100,8 @@ pub struct RendererHost {
     stopped: bool,
     /// Eval requests sent and not answered yet; the reader refuses any other `EvalResult`.
     evals: Arc<Mutex<HashSet<u64>>>,
+    /// The renderer's own nested display (`--display-isolation nested`); it ends with the host.
+    display: Option<Mutex<NestedDisplay>>,
 }
 
 impl RendererHost {
@@ -100,10 +114,14 @@ impl RendererHost {
         renderer: &Path,
         runtime_root: &Path,
         tab_id: TabId,
-        view: ViewSetup,
-        files: &[PathBuf],
+        tab: TabView<'_>,
         waker: Waker,
     ) -> io::Result<Self> {
+        let TabView {
+            view,
+            files,
+            display,
+        } = tab;
         let namespaces = sandbox.uses_namespaces();
         let runtime_dir = if namespaces {
             PathBuf::new()
@@ -120,6 +138,7 @@ impl RendererHost {
 
         let (browser_end, renderer_end) = UnixStream::pair()?;
         let (launch_tx, launch_rx) = ipc::channel::<Launch>()?;
+        let renderer_view = display.as_ref().map(NestedDisplay::renderer_view);
         let command = sandbox.command(Spec {
             renderer,
             tab_id,
@@ -129,7 +148,9 @@ impl RendererHost {
             files,
             runtime_dir: &runtime_dir,
             probe: None,
+            display: renderer_view.as_ref(),
         });
+        drop(renderer_view);
         let (child, root) = spawn_held(command).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -192,7 +213,21 @@ impl RendererHost {
             reaped: false,
             stopped: false,
             evals,
+            display: display.map(Mutex::new),
         })
+    }
+
+    fn with_display(&self, f: impl FnOnce(&mut NestedDisplay)) {
+        if let Some(display) = &self.display {
+            f(&mut display.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    /// The process that runs this tab's nested display (bubblewrap or Xephyr), if it has one.
+    pub fn display_pid(&self) -> Option<u32> {
+        self.display
+            .as_ref()
+            .and_then(|d| d.lock().unwrap_or_else(|e| e.into_inner()).root_pid())
     }
 
     /// The renderer's pid: the renderer process itself once it said Hello (inside the sandbox
@@ -212,11 +247,22 @@ impl RendererHost {
     /// Queues a message without blocking. `Err` means the renderer is not reading (its queue is
     /// full) or already gone; the caller should end it.
     pub fn send(&self, msg: BrowserToRenderer) -> Result<(), &'static str> {
-        if let BrowserToRenderer::Eval { request, .. } = &msg {
-            self.evals
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(*request);
+        match &msg {
+            BrowserToRenderer::Eval { request, .. } => {
+                self.evals
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(*request);
+            }
+            // The view's place, visibility and the user's keyboard are the browser's to set on
+            // the user's display: the host window and Xephyr's window in it. The renderer is
+            // told too, to size its window and to let WebKit know whether the page is seen.
+            BrowserToRenderer::SetBounds(bounds) => self.with_display(|d| d.set_bounds(*bounds)),
+            BrowserToRenderer::SetVisible(visible) => {
+                self.with_display(|d| d.set_visible(*visible))
+            }
+            BrowserToRenderer::Focus => self.with_display(NestedDisplay::focus),
+            _ => {}
         }
         match self.outbound.try_send(msg) {
             Ok(()) => Ok(()),
@@ -227,7 +273,12 @@ impl RendererHost {
 
     /// The next event, if any.
     pub fn try_recv(&self) -> Option<HostEvent> {
-        self.events.try_recv().ok()
+        let event = self.events.try_recv().ok()?;
+        if let HostEvent::Message(RendererToBrowser::Ready { .. }) = &event {
+            // The renderer is connected to its display, so the display is up.
+            self.with_display(NestedDisplay::renderer_ready);
+        }
+        Some(event)
     }
 
     /// Whether events are waiting.
@@ -266,6 +317,7 @@ impl RendererHost {
             }
         }
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.with_display(NestedDisplay::kill);
     }
 
     /// Asks the renderer to exit; call [`RendererHost::kill`] after a grace period.
@@ -347,11 +399,19 @@ impl crate::tabs::Renderer for RendererHost {
         self.stopped = false;
     }
 
+    fn display_pid(&self) -> Option<u32> {
+        RendererHost::display_pid(self)
+    }
+
     fn footprint_kb(&self) -> Option<u64> {
         if self.reaped || self.killed {
             return None;
         }
-        crate::procs::tree_footprint_kb(self.root.pid())
+        let display = self
+            .display_pid()
+            .and_then(crate::procs::tree_footprint_kb)
+            .unwrap_or(0);
+        crate::procs::tree_footprint_kb(self.root.pid()).map(|kb| kb + display)
     }
 }
 
@@ -362,13 +422,28 @@ pub struct HostLauncher {
     pub renderer: PathBuf,
     /// The canonical directory that holds every renderer's private runtime directory.
     pub runtime_root: PathBuf,
-    /// The browser window's X11 id, which views embed into.
+    /// The browser window's X11 id, which views (or their nested displays) live in.
     pub parent_window: u64,
     pub website_data_dir: PathBuf,
     pub cookie_file: PathBuf,
     pub waker: Waker,
     /// How renderers are started (their sandbox).
     pub sandbox: Arc<Sandbox>,
+    /// Where renderers' views live (`--display-isolation`).
+    pub displays: Displays,
+    /// Told about each nested display that starts (the clipboard broker).
+    pub on_display: Option<OnDisplay>,
+}
+
+/// Where renderers' views live.
+pub enum Displays {
+    /// Each renderer on a nested display of its own.
+    Nested(Arc<Nested>),
+    /// Nested displays were asked for and cannot work here: renderers are not started (a
+    /// renderer on the user's display could read and type into every window).
+    Unavailable(String),
+    /// On the user's display, as child windows of the browser's (`--display-isolation none`).
+    User,
 }
 
 impl crate::tabs::Launcher for HostLauncher {
@@ -377,8 +452,30 @@ impl crate::tabs::Launcher for HostLauncher {
         id: TabId,
         start: crate::tabs::Start,
     ) -> Result<Box<dyn crate::tabs::Renderer>, String> {
+        let display = match &self.displays {
+            Displays::User => None,
+            Displays::Unavailable(why) => {
+                return Err(format!(
+                    "pages cannot be shown on a display of their own: {why}"
+                ))
+            }
+            Displays::Nested(nested) => {
+                let parent = u32::try_from(self.parent_window)
+                    .map_err(|_| "the browser window has no X11 id".to_owned())?;
+                let dir = self
+                    .runtime_root
+                    .join(format!("display-{id}-{}", unique_suffix()));
+                let mut display = nested
+                    .start(id, parent, start.bounds, start.visible, dir)
+                    .map_err(|e| format!("cannot start the tab's display (Xephyr): {e}"))?;
+                if let Some(on_display) = &self.on_display {
+                    on_display(&mut display);
+                }
+                Some(display)
+            }
+        };
         let view = ViewSetup {
-            parent_window: self.parent_window,
+            parent_window: display.is_none().then_some(self.parent_window),
             bounds: start.bounds,
             visible: start.visible,
             url: start.url,
@@ -391,8 +488,11 @@ impl crate::tabs::Launcher for HostLauncher {
             &self.renderer,
             &self.runtime_root,
             id,
-            view,
-            &start.files,
+            TabView {
+                view,
+                files: &start.files,
+                display,
+            },
             self.waker.clone(),
         )
         .map(|host| Box::new(host) as Box<dyn crate::tabs::Renderer>)
@@ -451,7 +551,7 @@ impl Drop for Cleanup {
 
 /// Spawns `command` under the spawn lock and opens a pidfd for it before the reaper can collect
 /// it (so the pidfd names this child, never a later process with its pid).
-fn spawn_held(mut command: Command) -> io::Result<(Child, Pidfd)> {
+pub(crate) fn spawn_held(mut command: Command) -> io::Result<(Child, Pidfd)> {
     let _guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let child = command.spawn()?;
     let pidfd = match Pidfd::open(child.id()) {

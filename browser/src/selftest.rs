@@ -861,6 +861,7 @@ fn probe(
         files: &[],
         runtime_dir: fixture.runtime.path(),
         probe: Some(&argument),
+        display: None,
     });
     command.stdout(Stdio::piped());
     let mut child = command.spawn().map_err(|e| {

@@ -126,9 +126,11 @@ pub struct Bounds {
 /// How a renderer's view starts: where it sits, what it loads, where the profile keeps its data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ViewSetup {
-    /// The browser window's X11 window id; the web view becomes a child window of it.
-    pub parent_window: u64,
-    /// Where the web view sits inside the parent window.
+    /// The browser window's X11 window id, which the web view becomes a child window of
+    /// (`--display-isolation none`); `None`: the view is a full-screen window of the renderer's
+    /// own nested display (`$DISPLAY`).
+    pub parent_window: Option<u64>,
+    /// Where the web view sits inside the parent window (on a nested display: its size).
     pub bounds: Bounds,
     /// Whether the web view starts mapped (only the active tab's view is).
     pub visible: bool,
@@ -249,6 +251,9 @@ pub enum BrowserToRenderer {
     SetVisible(bool),
     /// Give the web view X keyboard focus.
     Focus,
+    /// The browser's chrome took the keyboard: the page loses focus (on a nested display the
+    /// renderer cannot see the user's focus move).
+    Blur,
     /// Evaluate a JavaScript expression and answer with [`RendererToBrowser::EvalResult`].
     Eval { request: u64, js: String },
     /// Liveness check; answer with [`RendererToBrowser::Pong`] carrying the same sequence number.

@@ -234,6 +234,26 @@ impl XFocus {
         }
         view.grab_focus();
     }
+
+    /// Takes X input focus away from the view (the browser's chrome has the keyboard): on a
+    /// nested display nobody else would, and the page would go on showing its caret and never
+    /// get `blur`.
+    pub fn blur(&self, view: &webkit2gtk::WebView) {
+        let Some(x11_display) = view
+            .window()
+            .and_then(|w| w.display().downcast::<gdkx11::X11Display>().ok())
+        else {
+            return;
+        };
+        // SAFETY: as in `focus`: GDK's connection, errors trapped.
+        unsafe {
+            let display = gdkx11::ffi::gdk_x11_display_get_xdisplay(x11_display.to_glib_none().0)
+                as *mut xlib::Display;
+            x11_display.error_trap_push();
+            (self.xlib.XSetInputFocus)(display, 0, xlib::RevertToNone, xlib::CurrentTime);
+            let _ = x11_display.error_trap_pop();
+        }
+    }
 }
 
 #[cfg(test)]

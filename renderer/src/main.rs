@@ -46,6 +46,9 @@ use crate::view::Tab;
 /// Exit status when start-up fails.
 const EXIT_STARTUP_FAILED: u8 = 1;
 
+/// How long the renderer waits for its nested display's socket.
+const DISPLAY_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Exit status after WebKit's web process died.
 const EXIT_WEB_PROCESS_CRASHED: u8 = 3;
 
@@ -222,6 +225,10 @@ fn run(tab_id: TabId) -> Result<ExitReason, RunError> {
     })?;
     log::debug!(target: "renderer", "launched after {:?}", started.elapsed());
 
+    if launch.view.parent_window.is_none() {
+        // The tab's nested display starts beside the renderer; its socket appears shortly.
+        startup::wait_for_display(DISPLAY_START_TIMEOUT)?;
+    }
     gtk::init().map_err(RunError::Gtk)?;
     // The X connection exists: the renderer's own sandbox layers, before any web content.
     let landlock = sandbox::enter();

@@ -40,6 +40,33 @@ pub enum StartupError {
     Launch(String),
     #[error("the browser launched tab {got} on the channel of tab {expected}")]
     WrongTab { expected: TabId, got: TabId },
+    #[error("DISPLAY={0:?} is not a local X display (:N)")]
+    BadDisplay(String),
+    #[error("the tab's display {0} did not start within {1:?} (see the browser's log)")]
+    NoDisplay(String, std::time::Duration),
+}
+
+/// Waits until the X socket of `$DISPLAY` exists: the tab's nested display is started by the
+/// browser at the same time as the renderer, and libxcb does not retry a missing socket.
+pub fn wait_for_display(timeout: std::time::Duration) -> Result<(), StartupError> {
+    use std::os::unix::fs::FileTypeExt;
+    let name = std::env::var("DISPLAY").unwrap_or_default();
+    let number: u32 = name
+        .strip_prefix(':')
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| StartupError::BadDisplay(name.clone()))?;
+    let socket = format!("/tmp/.X11-unix/X{number}");
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StartupError::NoDisplay(name, timeout));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Arranges to die with the parent. Must run first, before any other thread exists.

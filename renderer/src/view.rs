@@ -15,7 +15,9 @@ use webkit2gtk::{
     WebsiteDataManagerExt,
 };
 use wry::dpi::{PhysicalPosition, PhysicalSize};
-use wry::{NewWindowResponse, Rect, WebContext, WebViewBuilder, WebViewExtUnix};
+use wry::{
+    NewWindowResponse, Rect, WebContext, WebViewBuilder, WebViewBuilderExtUnix, WebViewExtUnix,
+};
 use x11_dl::xlib;
 
 use warren_ipc::{
@@ -70,6 +72,13 @@ fn wry_rect(bounds: Bounds) -> Rect {
         position: PhysicalPosition::new(bounds.x, bounds.y).into(),
         size: PhysicalSize::new(bounds.width.max(1), bounds.height.max(1)).into(),
     }
+}
+
+/// A physical size from the browser as GTK's logical one for `window`'s screen.
+fn logical_size(window: &gtk::Window, bounds: Bounds) -> (i32, i32) {
+    let scale = window.scale_factor().max(1);
+    let logical = |v: u32| (i32::try_from(v).unwrap_or(i32::MAX) / scale).max(1);
+    (logical(bounds.width), logical(bounds.height))
 }
 
 /// Whether the browser's window exists; checked before wry creates a child of it, as a missing parent
@@ -147,6 +156,8 @@ pub struct Tab {
     view: webkit2gtk::WebView,
     /// Owns the child X window and the GTK window around the view.
     webview: wry::WebView,
+    /// On a nested display of its own: the full-screen toplevel window that holds the view.
+    window: Option<gtk::Window>,
     /// Must outlive the view.
     _context: WebContext,
     /// The URL the tab was launched with: the history's entry while nothing is committed yet.
@@ -166,16 +177,21 @@ impl Tab {
     /// Builds the web view inside the browser's window, connects its signals, reports `Ready`
     /// and starts loading the launch URL.
     pub fn build(launch: &Launch, up: Rc<Up>, landlock: bool) -> Result<Rc<Self>, ViewError> {
-        let parent = c_ulong::try_from(launch.view.parent_window)
-            .map_err(|_| ViewError::NoParentWindow(launch.view.parent_window))?;
-        if !parent_window_exists(parent)? {
-            return Err(ViewError::NoParentWindow(launch.view.parent_window));
-        }
+        let parent = match launch.view.parent_window {
+            Some(xid) => {
+                let parent = c_ulong::try_from(xid).map_err(|_| ViewError::NoParentWindow(xid))?;
+                if !parent_window_exists(parent)? {
+                    return Err(ViewError::NoParentWindow(xid));
+                }
+                Some(parent)
+            }
+            None => None,
+        };
         let focus = Rc::new(XFocus::open()?);
 
         let mut context = WebContext::new(Some(launch.view.website_data_dir.clone()));
         let opener_up = Rc::clone(&up);
-        let webview = WebViewBuilder::new_with_web_context(&mut context)
+        let builder = WebViewBuilder::new_with_web_context(&mut context)
             .with_bounds(wry_rect(launch.view.bounds))
             .with_visible(launch.view.visible)
             .with_focused(false)
@@ -198,10 +214,30 @@ impl Tab {
                 // browser decides whether the request becomes a tab.
                 opener_up.open_tab(&url);
                 NewWindowResponse::Deny
-            })
-            .build_as_child(&ParentWindow(parent))?;
+            });
+        let (webview, window) = match parent {
+            Some(parent) => (builder.build_as_child(&ParentWindow(parent))?, None),
+            None => {
+                // The nested display is this renderer's alone: the view fills its screen, with
+                // no window manager and no decoration.
+                let window = gtk::Window::new(gtk::WindowType::Toplevel);
+                window.set_decorated(false);
+                window.move_(0, 0);
+                let (width, height) = logical_size(&window, launch.view.bounds);
+                window.set_default_size(width, height);
+                let webview = builder.build_gtk(&window)?;
+                if launch.view.visible {
+                    window.show_all();
+                } else {
+                    // Realized but unmapped: WebKit sees a hidden page until the tab is shown.
+                    window.realize();
+                    webview.webview().realize();
+                }
+                (webview, Some(window))
+            }
+        };
         let view = webview.webview();
-        if !launch.view.visible {
+        if !launch.view.visible && window.is_none() {
             // wry 0.57 maps the GTK window (and with it the child X window) while building and
             // hides only the inner widget: the child window would stay mapped, an opaque black
             // rectangle over the active tab. Now that the view exists, hiding unmaps it.
@@ -227,6 +263,7 @@ impl Tab {
             focus,
             view,
             webview,
+            window,
             _context: context,
             launch_url: launch.view.url.clone(),
             history_throttle: RefCell::new(Throttle::default()),
@@ -358,17 +395,33 @@ impl Tab {
             BrowserToRenderer::Stop => self.view.stop_loading(),
             BrowserToRenderer::GoBack => self.view.go_back(),
             BrowserToRenderer::GoForward => self.view.go_forward(),
-            BrowserToRenderer::SetBounds(bounds) => {
-                if let Err(e) = self.webview.set_bounds(wry_rect(bounds)) {
-                    log::warn!(target: "renderer", "cannot move the web view to {bounds:?}: {e}");
+            BrowserToRenderer::SetBounds(bounds) => match &self.window {
+                // The browser resized the nested screen to the content area; fill it.
+                Some(window) => {
+                    let (width, height) = logical_size(window, bounds);
+                    window.move_(0, 0);
+                    window.resize(width, height);
                 }
-            }
-            BrowserToRenderer::SetVisible(visible) => {
-                if let Err(e) = self.webview.set_visible(visible) {
-                    log::warn!(target: "renderer", "cannot {} the web view: {e}", if visible { "show" } else { "hide" });
+                None => {
+                    if let Err(e) = self.webview.set_bounds(wry_rect(bounds)) {
+                        log::warn!(target: "renderer", "cannot move the web view to {bounds:?}: {e}");
+                    }
                 }
-            }
+            },
+            BrowserToRenderer::SetVisible(visible) => match &self.window {
+                Some(window) if visible => {
+                    window.show_all();
+                    self.focus.focus(&self.view);
+                }
+                Some(window) => window.hide(),
+                None => {
+                    if let Err(e) = self.webview.set_visible(visible) {
+                        log::warn!(target: "renderer", "cannot {} the web view: {e}", if visible { "show" } else { "hide" });
+                    }
+                }
+            },
             BrowserToRenderer::Focus => self.focus.focus(&self.view),
+            BrowserToRenderer::Blur => self.focus.blur(&self.view),
             BrowserToRenderer::Eval { request, js } => self.eval(request, &js),
             BrowserToRenderer::Ping { seq } => self.up.send(RendererToBrowser::Pong { seq }),
             BrowserToRenderer::CaptureState { request } => self.capture_state(request),

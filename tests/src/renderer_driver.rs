@@ -202,7 +202,7 @@ impl Renderer {
             .send(Launch {
                 tab_id,
                 view: ViewSetup {
-                    parent_window: parent.id(),
+                    parent_window: Some(parent.id()),
                     bounds: Bounds {
                         x: 0,
                         y: 0,

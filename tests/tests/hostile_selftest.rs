@@ -139,7 +139,7 @@ impl Hostile {
             .send(Launch {
                 tab_id: hello.tab_id,
                 view: ViewSetup {
-                    parent_window: 0,
+                    parent_window: Some(0),
                     bounds: Bounds::default(),
                     visible: true,
                     url: "http://127.0.0.1/".into(),

@@ -63,7 +63,10 @@ pub struct View<'a> {
     pub private: &'a [PathBuf],
     /// X display numbers whose sockets the renderer may reach (`/tmp/.X11-unix/X<n>`).
     pub displays: Vec<u32>,
-    /// The user's Xauthority file, shown read-only.
+    /// The directory shown as `/tmp/.X11-unix`: the one the renderer's nested display (Xephyr,
+    /// sandboxed too) creates its socket in. `None`: an empty `/tmp/.X11-unix`.
+    pub display_sockets: Option<&'a Path>,
+    /// The cookie file of the renderer's display, shown read-only.
     pub xauthority: Option<&'a Path>,
     pub tmp_size_bytes: u64,
     /// Directories created on the private `/tmp`.
@@ -109,8 +112,13 @@ pub fn args(view: &View<'_>) -> Vec<OsString> {
         a.pair("--perms", "0700".as_ref());
         a.pair("--dir", dir.as_ref());
     }
+    match view.display_sockets {
+        // The nested display's socket appears there after the renderer started.
+        Some(dir) => a.pair2("--bind", dir.as_os_str(), "/tmp/.X11-unix".as_ref()),
+        None if !view.displays.is_empty() => a.pair("--dir", "/tmp/.X11-unix".as_ref()),
+        None => {}
+    }
     if !view.displays.is_empty() {
-        a.pair("--dir", "/tmp/.X11-unix".as_ref());
         for n in &view.displays {
             let socket = format!("/tmp/.X11-unix/X{n}");
             a.pair2("--ro-bind-try", socket.as_ref(), socket.as_ref());
@@ -142,6 +150,70 @@ pub fn args(view: &View<'_>) -> Vec<OsString> {
         view.website_data_dir.as_os_str(),
         view.website_data_dir.as_os_str(),
     );
+    a.pair("--chdir", "/".as_ref());
+    a.0
+}
+
+/// What a nested display server (Xephyr, [`crate::nested`]) sees.
+pub struct XephyrView<'a> {
+    /// The browser's directory Xephyr creates its socket in, shown as `/tmp/.X11-unix`.
+    pub sockets: &'a Path,
+    /// Its cookie file (`-auth`), shown read-only.
+    pub xauthority: &'a Path,
+    /// The user's display, Xephyr's host: its socket is shown, nothing else of `/tmp`.
+    pub user_display: u32,
+    /// The user's Xauthority file, shown read-only.
+    pub user_xauthority: Option<&'a Path>,
+}
+
+/// bubblewrap's arguments for a nested display server: own user, PID, network (its abstract
+/// socket is seen by nobody), UTS and cgroup namespaces, the system read-only, a private `/tmp`,
+/// and two sockets: the user's display and its own. Not a new IPC namespace: Xephyr shares
+/// images with the user's X server through MIT-SHM (System V shared memory), which draws pages
+/// several times faster than sending every frame over the socket.
+pub fn xephyr_args(view: &XephyrView<'_>) -> Vec<OsString> {
+    let mut a = Args(Vec::new());
+    a.flags(&[
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]);
+    for dir in SYSTEM_DIRS {
+        let path = Path::new(dir);
+        match std::fs::read_link(path) {
+            Ok(target) => a.pair2("--symlink", target.as_os_str(), path.as_os_str()),
+            Err(_) if path.is_dir() => a.pair2("--ro-bind", path.as_os_str(), path.as_os_str()),
+            Err(_) => {}
+        }
+    }
+    for file in ETC_FILES {
+        a.pair2("--ro-bind-try", file.as_ref(), file.as_ref());
+    }
+    // The keyboard configuration Xephyr compiles its keymap from.
+    a.pair2("--ro-bind-try", "/etc/X11".as_ref(), "/etc/X11".as_ref());
+    a.pair("--proc", "/proc".as_ref());
+    a.pair("--dev", "/dev".as_ref());
+    a.pair("--size", (64u64 * 1024 * 1024).to_string().as_ref());
+    a.pair("--tmpfs", "/tmp".as_ref());
+    a.pair2(
+        "--bind",
+        view.sockets.as_os_str(),
+        "/tmp/.X11-unix".as_ref(),
+    );
+    let user = format!("/tmp/.X11-unix/X{}", view.user_display);
+    a.pair2("--ro-bind", user.as_ref(), user.as_ref());
+    a.pair2(
+        "--ro-bind",
+        view.xauthority.as_os_str(),
+        view.xauthority.as_os_str(),
+    );
+    if let Some(xauth) = view.user_xauthority {
+        a.pair2("--ro-bind-try", xauth.as_os_str(), xauth.as_os_str());
+    }
     a.pair("--chdir", "/".as_ref());
     a.0
 }
@@ -263,6 +335,7 @@ mod tests {
             files,
             private: &[],
             displays: vec![0, 57],
+            display_sockets: None,
             xauthority: Some(Path::new("/home/u/.Xauthority")),
             tmp_size_bytes: TMP_SIZE_BYTES,
             home: "/tmp/home",

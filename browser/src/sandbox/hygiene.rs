@@ -25,14 +25,27 @@ use super::seccomp::Filter;
 
 /// Everything the child needs, prepared in the parent.
 pub struct ChildSetup {
-    up: OwnedFd,
-    down: OwnedFd,
+    /// The up socket and the launch channel (a renderer's); none for the browser's other
+    /// helpers (a nested display's server).
+    channels: Option<(OwnedFd, OwnedFd)>,
     filter: Option<&'static Filter>,
 }
 
 impl ChildSetup {
     pub fn new(up: OwnedFd, down: OwnedFd, filter: Option<&'static Filter>) -> ChildSetup {
-        ChildSetup { up, down, filter }
+        ChildSetup {
+            channels: Some((up, down)),
+            filter,
+        }
+    }
+
+    /// The same hygiene for a process that gets no channel: it keeps only stdin, stdout and
+    /// stderr.
+    pub fn without_channels(filter: Option<&'static Filter>) -> ChildSetup {
+        ChildSetup {
+            channels: None,
+            filter,
+        }
     }
 
     /// Runs in the forked child. Async-signal-safe.
@@ -41,16 +54,17 @@ impl ChildSetup {
         unsafe {
             // Out of the way first, so that neither target number is clobbered while the other
             // is moved (the up socket might already be 4, or the launch channel 3).
-            let up = check(libc::fcntl(self.up.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10))?;
-            let down = check(libc::fcntl(
-                self.down.as_raw_fd(),
-                libc::F_DUPFD_CLOEXEC,
-                10,
-            ))?;
-            check(libc::dup2(up, UP_FD))?;
-            check(libc::dup2(down, DOWN_FD))?;
-            // Everything above the two channels goes, inherited by accident or not.
-            close_from(DOWN_FD + 1)?;
+            match &self.channels {
+                Some((up, down)) => {
+                    let up = check(libc::fcntl(up.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10))?;
+                    let down = check(libc::fcntl(down.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10))?;
+                    check(libc::dup2(up, UP_FD))?;
+                    check(libc::dup2(down, DOWN_FD))?;
+                    // Everything above the two channels goes, inherited by accident or not.
+                    close_from(DOWN_FD + 1)?;
+                }
+                None => close_from(3)?,
+            }
             check(libc::setpgid(0, 0))?;
             die_with_parent()?;
             reset_signals()?;

@@ -113,6 +113,9 @@ pub struct Spec<'a> {
     pub runtime_dir: &'a Path,
     /// Extra mode for the self-test: the probe arguments for the renderer.
     pub probe: Option<&'a str>,
+    /// The renderer's own nested display; `None`: the user's display (`--display-isolation
+    /// none`), whose socket and cookie the view then holds.
+    pub display: Option<&'a crate::nested::RendererView<'a>>,
 }
 
 /// Where a renderer's private directories are inside its sandbox (all on its own tmpfs).
@@ -192,6 +195,21 @@ impl Sandbox {
         }
     }
 
+    /// bubblewrap, when renderers get namespaces: a nested display's server runs in it too.
+    pub fn bwrap(&self) -> Option<PathBuf> {
+        self.uses_namespaces()
+            .then(|| self.bwrap.as_ref().ok().cloned())
+            .flatten()
+    }
+
+    /// The seccomp policy, unless `--no-sandbox` or it could not be compiled.
+    pub fn filter(&self) -> Option<&'static seccomp::Filter> {
+        match (&self.filter, self.enabled) {
+            (Ok(f), true) => Some(*f),
+            _ => None,
+        }
+    }
+
     /// False for `--no-sandbox`.
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -254,11 +272,15 @@ impl Sandbox {
                     website_data_dir: spec.website_data_dir,
                     files: spec.files,
                     private: bwrap::private(),
-                    displays: self.displays(),
-                    xauthority: self
-                        .user_display
-                        .as_ref()
-                        .and_then(|d| d.xauthority.as_deref()),
+                    displays: self.displays(spec.display.is_none()),
+                    display_sockets: spec.display.and_then(|d| d.sockets),
+                    xauthority: match spec.display {
+                        Some(nested) => Some(nested.xauthority.as_path()),
+                        None => self
+                            .user_display
+                            .as_ref()
+                            .and_then(|d| d.xauthority.as_deref()),
+                    },
                     tmp_size_bytes: bwrap::TMP_SIZE_BYTES,
                     home: SANDBOX_HOME,
                     runtime: SANDBOX_RUNTIME,
@@ -273,7 +295,7 @@ impl Sandbox {
             command.arg("--probe").arg(probe);
         }
         command.env_clear();
-        command.envs(self.environment(spec.tab_id, spec.runtime_dir, namespaces));
+        command.envs(self.environment(spec.tab_id, spec.runtime_dir, namespaces, spec.display));
         command.stdin(Stdio::null());
         let filter = match (&self.filter, self.enabled) {
             (Ok(f), true) => Some(*f),
@@ -288,10 +310,13 @@ impl Sandbox {
         command
     }
 
-    /// The X sockets a sandboxed renderer needs: the user's display (its own view still lives
-    /// there) and the web processes' headless one.
-    fn displays(&self) -> Vec<u32> {
-        let mut displays: Vec<u32> = self.user_display.iter().map(|d| d.number).collect();
+    /// The X sockets of the host a sandboxed renderer needs: the web processes' headless
+    /// display, and the user's when its view lives there (`--display-isolation none`).
+    fn displays(&self, user: bool) -> Vec<u32> {
+        let mut displays: Vec<u32> = match user {
+            true => self.user_display.iter().map(|d| d.number).collect(),
+            false => Vec::new(),
+        };
         if let Some(web) = &self.web_display {
             displays.push(web.number());
         }
@@ -306,6 +331,7 @@ impl Sandbox {
         tab_id: TabId,
         runtime_dir: &Path,
         namespaces: bool,
+        display: Option<&crate::nested::RendererView<'_>>,
     ) -> Vec<(OsString, OsString)> {
         let mut env: Vec<(OsString, OsString)> = Vec::new();
         let mut set = |k: &str, v: &std::ffi::OsStr| env.push((k.into(), v.to_owned()));
@@ -316,11 +342,18 @@ impl Sandbox {
         set("WEBKIT_DISABLE_DMABUF_RENDERER", "1".as_ref());
         // No accessibility bus: it would be reached (or autolaunched) over the session bus.
         set("NO_AT_BRIDGE", "1".as_ref());
-        if let Some(d) = &self.user_display {
-            set("DISPLAY", d.name.as_ref());
-            if let Some(xauth) = &d.xauthority {
-                set("XAUTHORITY", xauth.as_os_str());
+        match (display, &self.user_display) {
+            (Some(nested), _) => {
+                set("DISPLAY", nested.display.as_ref());
+                set("XAUTHORITY", nested.xauthority.as_os_str());
             }
+            (None, Some(d)) => {
+                set("DISPLAY", d.name.as_ref());
+                if let Some(xauth) = &d.xauthority {
+                    set("XAUTHORITY", xauth.as_os_str());
+                }
+            }
+            (None, None) => {}
         }
         let session_bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS");
         match session_bus {
@@ -410,6 +443,7 @@ mod tests {
             TabId(3),
             Path::new("/run/user/1/warren-1/tab-3-1"),
             namespaces,
+            None,
         )
         .into_iter()
         .map(|(k, v)| {

@@ -39,6 +39,10 @@ pub trait Renderer {
     fn resume(&mut self);
     /// The private memory (RssAnon + VmSwap) of the whole process tree now, in KiB.
     fn footprint_kb(&self) -> Option<u64>;
+    /// The process of the tab's nested display (bubblewrap or Xephyr), if it has one.
+    fn display_pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Starts renderer processes for tabs.

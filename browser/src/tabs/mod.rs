@@ -266,6 +266,14 @@ impl Tabs {
             .collect()
     }
 
+    /// Each live tab with the process of its nested display (bubblewrap or Xephyr).
+    pub fn displays(&self) -> Vec<(TabId, u32)> {
+        self.strip
+            .iter()
+            .filter_map(|t| t.display_pid().map(|pid| (t.id, pid)))
+            .collect()
+    }
+
     /// The tabs whose renderer reported Landlock scoping in force (in `Ready`).
     pub fn landlocked(&self) -> Vec<TabId> {
         self.strip
@@ -405,6 +413,17 @@ impl Tabs {
     /// Gives the keyboard to a tab's page (after [`Effect::PageReady`]).
     pub fn focus_page(&mut self, id: TabId) {
         self.send(id, BrowserToRenderer::Focus);
+    }
+
+    /// The chrome (or another window of the browser's) took the keyboard: the active page loses
+    /// focus. Its renderer cannot see that on its own display.
+    pub fn blur_page(&mut self) {
+        if let Some(id) = self
+            .active()
+            .filter(|&id| self.get(id).is_some_and(Tab::has_view))
+        {
+            self.send(id, BrowserToRenderer::Blur);
+        }
     }
 
     /// The content area moved or changed size: every running view follows (a frozen one when it

@@ -141,6 +141,11 @@ impl Tab {
         self.life.live().map(|l| l.renderer.root_pid())
     }
 
+    /// The pid of the process of the tab's nested display, while it has one.
+    pub fn display_pid(&self) -> Option<u32> {
+        self.life.live().and_then(|l| l.renderer.display_pid())
+    }
+
     /// Why the renderer is gone, while the tab shows the crash notice.
     pub fn crash(&self) -> Option<&str> {
         match &self.life {
