@@ -1,9 +1,10 @@
-//! Benchmark of the task manager's measurement core: the CPU time of one `Monitor` refresh over a real tree of 30 tabs (about 90 processes).
+//! Benchmark of the task manager's measurement core: the CPU time of one `Monitor` refresh over a real tree of 30 tabs (about 120 processes).
 //!
 //! Run with `cargo run --release -p warren-browser --example taskman_bench [TABS] [REFRESHES]`.
 //! It starts TABS (default 30) renderer-like trees under itself, each a `sleep` with two children
 //! whose executables are copies of `sleep` named `WebKitWebProcess` and `WebKitNetworkProcess`
-//! (so classification by executable works as for real WebKit helpers), refreshes a `Monitor`
+//! (so classification by executable works as for real WebKit helpers), and beside each one a
+//! copy named `Xephyr`, listed as the tab's nested display; it refreshes a `Monitor`
 //! REFRESHES times (default 200) without and with PSS, and prints the thread CPU time per refresh
 //! against the 10 ms target. Every process it started is killed by process group at the end, on
 //! panic too, and each one also dies with its parent (`PR_SET_PDEATHSIG`) if the benchmark is
@@ -72,15 +73,21 @@ fn run(tabs: usize, refreshes: usize) -> Result<bool, String> {
     let sleep = find_sleep()?;
     let web = copy_executable(&sleep, &dir.path().join("WebKitWebProcess"))?;
     let net = copy_executable(&sleep, &dir.path().join("WebKitNetworkProcess"))?;
+    let xephyr = copy_executable(&sleep, &dir.path().join("Xephyr"))?;
 
     let mut trees = Trees {
         leaders: Vec::new(),
     };
     let mut renderers = Vec::new();
+    let mut displays = Vec::new();
     for i in 0..tabs {
+        let tab = TabId(i as u64 + 1);
         let pid = spawn_tree(&sleep, &web, &net)?;
         trees.leaders.push(pid);
-        renderers.push((TabId(i as u64 + 1), pid.as_raw() as u32));
+        renderers.push((tab, pid.as_raw() as u32));
+        let display = spawn_display(&xephyr)?;
+        trees.leaders.push(display);
+        displays.push((tab, display.as_raw() as u32));
     }
 
     let me = std::process::id();
@@ -88,6 +95,7 @@ fn run(tabs: usize, refreshes: usize) -> Result<bool, String> {
     let query = |pss| Query {
         browser_pid: me,
         renderers: &renderers,
+        displays: &displays,
         landlocked: &[],
         spares: &[],
         pss,
@@ -97,16 +105,18 @@ fn run(tabs: usize, refreshes: usize) -> Result<bool, String> {
     loop {
         let snap = monitor.refresh(&query(false)).map_err(|e| e.to_string())?;
         let count = |kind| snap.processes.iter().filter(|r| r.kind == kind).count();
-        if count(Kind::Renderer) == tabs && count(Kind::Web) == tabs && count(Kind::Network) == tabs
-        {
+        let kinds = [Kind::Renderer, Kind::Web, Kind::Network, Kind::Display];
+        if kinds.iter().all(|&kind| count(kind) == tabs) {
             break;
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "the process trees did not start within 20 s: {} renderers, {} web, {} network",
+                "the process trees did not start within 20 s: {} renderers, {} web, {} network, \
+                 {} displays",
                 count(Kind::Renderer),
                 count(Kind::Web),
-                count(Kind::Network)
+                count(Kind::Network),
+                count(Kind::Display)
             ));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -258,6 +268,37 @@ fn copy_executable(from: &Path, to: &Path) -> Result<CString, String> {
         .and_then(|_| std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)))
         .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
     CString::new(to.as_os_str().as_bytes()).map_err(|_| format!("{} has a NUL byte", to.display()))
+}
+
+/// Starts the `Xephyr` copy of `sleep` for 600 s in a new process group; it dies with its parent.
+fn spawn_display(xephyr: &CString) -> Result<Pid, String> {
+    let path = std::ffi::OsStr::from_bytes(xephyr.as_bytes());
+    let mut command = Command::new(path);
+    command
+        .arg("600")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", path.to_string_lossy()))?;
+    Ok(Pid::from_raw(child.id() as i32))
 }
 
 /// Starts `sleep 600` in a new process group, after it has forked two children that exec the

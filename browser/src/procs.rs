@@ -44,6 +44,16 @@
 //!   in the instant between a renderer's death and the caller's next list), the first listed keeps
 //!   it. A spare renderer ([`Query::spares`]) is a direct child of the browser, kind `spare`, and
 //!   it and its descendants have no tab.
+//! * A tab's nested display ([`Query::displays`]) is a second tree under the browser, started
+//!   beside the renderer: bubblewrap → bubblewrap → `Xephyr`, or `Xephyr` alone without
+//!   namespaces. The browser's child it descends from holds it for the tab too, so the tab's
+//!   totals count what its display costs; its rows come after the renderer's. In it, the process
+//!   whose executable is `Xephyr` is kind `display` and everything else (bubblewrap, the
+//!   `xkbcomp` Xephyr runs to load a keymap) `other`: never `renderer`, `web` or `network`,
+//!   whatever it is named, and the tab's [`TabTotals::renderer_pid`] stays its renderer's. A
+//!   display counts for its tab only while the tab's renderer is found and holds another child
+//!   of the browser; otherwise it is a stray (`other`, no tab), as any process of a tab whose
+//!   renderer is gone would be.
 //! * In a tab or a spare, a process is `web` when its executable's file name is
 //!   `WebKitWebProcess`, `network` for `WebKitNetworkProcess`, else `other`. Names come from the
 //!   `exe` link (`comm` is cut to 15 characters: `WebKitWebProces`), else `cmdline`'s argv\[0\],
@@ -67,11 +77,15 @@
 //!
 //! # Sandbox
 //!
-//! [`Sandbox`] holds each sandbox layer the kernel shows in `/proc/PID/status`: NoNewPrivs set,
-//! and seccomp in filter mode (`Seccomp: 2`). `sandboxed` is true only when every layer is active.
-//! Landlock does not show in `/proc`: when the renderer gains a Landlock layer, add a field to
-//! [`Sandbox`] filled from what the renderer reports (the browser knows which renderers
-//! confirmed it) and include it in [`Sandbox::is_complete`].
+//! [`Sandbox`] holds each sandbox layer seen: NoNewPrivs and seccomp in filter mode
+//! (`Seccomp: 2`) from `/proc/PID/status`, the tab's own PID namespace from `/proc/PID/ns/pid`,
+//! Landlock from what the tab's renderer reported (no process can read another's Landlock
+//! domain), and WebKit's sandbox from the web processes' network namespaces. Which layers a
+//! process should have depends on what it runs ([`Scope`]): web content (the renderer and
+//! WebKit's helpers) all four; a tab's nested display two, namespaces and seccomp, because
+//! Landlock is applied by the renderer to itself and WebKit's sandbox is around the page only.
+//! `sandboxed` is true only when every layer of its scope is active, so a display in its own
+//! namespace under seccomp is not reported as unprotected, nor as "all 4".
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -97,6 +111,8 @@ pub mod sampler;
 pub const WEB_PROCESS_NAME: &str = "WebKitWebProcess";
 /// The executable name of WebKit's network process.
 pub const NETWORK_PROCESS_NAME: &str = "WebKitNetworkProcess";
+/// The executable name of a tab's nested display server.
+pub const DISPLAY_SERVER_NAME: &str = "Xephyr";
 
 /// The largest `/proc` file this module reads; a longer one counts as unreadable.
 const MAX_FILE_LEN: usize = 1 << 20;
@@ -132,6 +148,9 @@ pub enum Kind {
     Network,
     /// A prewarmed renderer with no tab yet.
     Spare,
+    /// A tab's nested display server (`Xephyr`), which the browser started for the tab's
+    /// renderer to draw on.
+    Display,
     /// Anything else in the browser's tree, including orphaned WebKit helpers.
     Other,
 }
@@ -145,7 +164,31 @@ impl Kind {
             Self::Web => "web",
             Self::Network => "network",
             Self::Spare => "spare",
+            Self::Display => "display",
             Self::Other => "other",
+        }
+    }
+}
+
+/// Which sandbox layers apply to a process, by what it runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Web content and what holds it (the renderer, WebKit's helpers, their sandbox): all four
+    /// layers.
+    #[default]
+    Content,
+    /// A tab's nested display and its sandbox: namespaces and seccomp only. Landlock is the
+    /// renderer's own (it scopes itself after connecting to its display) and WebKit's sandbox is
+    /// around the page; neither is meant for the display server, so their absence is no gap.
+    Display,
+}
+
+impl Scope {
+    /// The protocol's names of the layers that apply, in the order [`Sandbox::layers`] lists them.
+    pub fn layers(self) -> &'static [&'static str] {
+        match self {
+            Self::Content => &["namespaces", "seccomp", "landlock", "webkit"],
+            Self::Display => &["namespaces", "seccomp"],
         }
     }
 }
@@ -153,6 +196,8 @@ impl Kind {
 /// The sandbox layers a process has, as far as they can be seen from outside.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sandbox {
+    /// Which layers apply (see [`Scope`]).
+    pub scope: Scope,
     /// `NoNewPrivs: 1`: execve can't grant privileges (setuid, file capabilities).
     pub no_new_privs: bool,
     /// `Seccomp: 2`: a seccomp filter restricts the system calls.
@@ -170,9 +215,24 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// True only when every layer is active.
+    /// True only when every layer of its [`Scope`] is active.
     pub fn is_complete(&self) -> bool {
-        self.no_new_privs && self.seccomp_filter && self.namespaces && self.landlock && self.webkit
+        let base = self.no_new_privs && self.seccomp_filter && self.namespaces;
+        match self.scope {
+            Scope::Content => base && self.landlock && self.webkit,
+            Scope::Display => base,
+        }
+    }
+
+    /// The protocol's names of the layers of its [`Scope`] that are not active.
+    pub fn missing(&self) -> Vec<&'static str> {
+        let have = self.layers();
+        self.scope
+            .layers()
+            .iter()
+            .copied()
+            .filter(|l| !have.contains(l))
+            .collect()
     }
 
     /// The protocol's names of the layers present (`seccomp` counts with `NoNewPrivs`).
@@ -201,6 +261,9 @@ pub struct Query<'a> {
     pub browser_pid: u32,
     /// Each live tab with its renderer's pid.
     pub renderers: &'a [(TabId, u32)],
+    /// Each live tab with the pid of its nested display's process the browser started
+    /// (bubblewrap, or `Xephyr` without namespaces): a child of the browser beside the renderer.
+    pub displays: &'a [(TabId, u32)],
     /// Tabs whose renderer reported its Landlock scoping in force.
     pub landlocked: &'a [TabId],
     /// Prewarmed renderers with no tab yet.
@@ -285,8 +348,9 @@ pub struct TabTotals {
 /// The result of one refresh.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
-    /// In tree order: the browser, then each tab's renderer followed by its descendants (tabs by
-    /// id), then spares, then other children of the browser; children by pid.
+    /// In tree order: the browser, then each tab's renderer followed by its descendants and then
+    /// by its display's tree (tabs by id), then spares, then other children of the browser;
+    /// children by pid.
     pub processes: Vec<ProcessRow>,
     /// One entry per tab whose renderer was found, by tab id.
     pub tabs: Vec<TabTotals>,
@@ -526,7 +590,15 @@ impl Monitor {
         let mut namespaces: Vec<(Option<u64>, Option<u64>)> = Vec::with_capacity(s.tree.len());
         let tps = self.ticks_per_second;
         let mut pss_skipped = 0;
-        let holders = tab_holders(s, query.renderers);
+        let holders = tab_holders(s, query.renderers, &[]);
+        // A display counts for a tab whose renderer was found, never in the renderer's tree.
+        let displays: Vec<(TabId, u32)> = query
+            .displays
+            .iter()
+            .copied()
+            .filter(|(tab, _)| holders.iter().any(|(_, t)| t == tab))
+            .collect();
+        let display_holders = tab_holders(s, &displays, &holders);
         for i in 0..s.tree.len() {
             let node = s.tree[i];
             let entry = s.entries[node.entry];
@@ -535,6 +607,10 @@ impl Monitor {
                 Some(Context::Browser) => {
                     if let Some(&(_, tab)) = holders.iter().find(|(holder, _)| *holder == i) {
                         Context::Tab(tab)
+                    } else if let Some(&(_, tab)) =
+                        display_holders.iter().find(|(holder, _)| *holder == i)
+                    {
+                        Context::Display(tab)
                     } else if query.spares.contains(&entry.pid) {
                         Context::Spare
                     } else {
@@ -560,7 +636,15 @@ impl Monitor {
                     NETWORK_PROCESS_NAME => Kind::Network,
                     _ => Kind::Other,
                 },
-                Context::Orphan => Kind::Other,
+                Context::Display(_) if measured.name == DISPLAY_SERVER_NAME => Kind::Display,
+                Context::Display(_) | Context::Orphan => Kind::Other,
+            };
+            let sandbox = Sandbox {
+                scope: match context {
+                    Context::Display(_) => Scope::Display,
+                    _ => Scope::Content,
+                },
+                ..measured.sandbox
             };
             let start = Duration::from_secs_f64(entry.start_ticks as f64 / tps as f64);
             let (cpu_percent, sample) = self.cpu_percent(&entry, now);
@@ -573,7 +657,7 @@ impl Monitor {
                     parent_pid: entry.ppid,
                     kind,
                     tab_id: match context {
-                        Context::Tab(tab) => Some(tab),
+                        Context::Tab(tab) | Context::Display(tab) => Some(tab),
                         _ => None,
                     },
                     name: measured.name,
@@ -584,8 +668,8 @@ impl Monitor {
                     threads: entry.threads,
                     fds: measured.fds,
                     uptime: now.saturating_sub(start),
-                    sandbox: measured.sandbox,
-                    sandboxed: measured.sandbox.is_complete(),
+                    sandbox,
+                    sandboxed: sandbox.is_complete(),
                 },
             ));
         }
@@ -595,13 +679,14 @@ impl Monitor {
         std::mem::swap(&mut self.names, &mut self.next_names);
         self.next_names.clear();
 
-        // Group: the browser, tabs by id, spares, others; the sort is stable, so each group keeps
-        // tree order.
+        // Group: the browser, tabs by id (each the renderer's tree, then the display's), spares,
+        // others; the sort is stable, so each group keeps tree order.
         rows.sort_by_key(|(context, _)| match context {
-            Context::Browser => (0, 0),
-            Context::Tab(tab) => (1, tab.0),
-            Context::Spare => (2, 0),
-            Context::Orphan => (3, 0),
+            Context::Browser => (0, 0, 0),
+            Context::Tab(tab) => (1, tab.0, 0),
+            Context::Display(tab) => (1, tab.0, 1),
+            Context::Spare => (2, 0, 0),
+            Context::Orphan => (3, 0, 0),
         });
         let processes: Vec<ProcessRow> = rows.into_iter().map(|(_, row)| row).collect();
 
@@ -744,9 +829,14 @@ impl Monitor {
     }
 }
 
-/// For each listed renderer found in the tree, the index (in `s.tree`) of the browser's child it
-/// descends from, and its tab; a child claimed twice stays with the first (see the module docs).
-fn tab_holders(s: &Scratch, renderers: &[(TabId, u32)]) -> Vec<(usize, TabId)> {
+/// For each listed process found in the tree (a tab's renderer or display), the index (in
+/// `s.tree`) of the browser's child it descends from, and its tab; a child claimed twice stays
+/// with the first (see the module docs), and one in `taken` is never claimed.
+fn tab_holders(
+    s: &Scratch,
+    renderers: &[(TabId, u32)],
+    taken: &[(usize, TabId)],
+) -> Vec<(usize, TabId)> {
     if renderers.is_empty() {
         return Vec::new();
     }
@@ -770,7 +860,8 @@ fn tab_holders(s: &Scratch, renderers: &[(TabId, u32)]) -> Vec<(usize, TabId)> {
                 None => break None,
             }
         };
-        if let Some(holder) = holder.filter(|h| !holders.iter().any(|(other, _)| other == h)) {
+        let claimed = |h: &usize| holders.iter().chain(taken).any(|(other, _)| other == h);
+        if let Some(holder) = holder.filter(|h| !claimed(h)) {
             holders.push((holder, tab));
         }
     }
@@ -781,7 +872,10 @@ fn tab_holders(s: &Scratch, renderers: &[(TabId, u32)]) -> Vec<(usize, TabId)> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Context {
     Browser,
+    /// The tree the tab's renderer is in.
     Tab(TabId),
+    /// The tree of the tab's nested display.
+    Display(TabId),
     Spare,
     Orphan,
 }
@@ -1151,7 +1245,8 @@ fn namespace(proc: BorrowedFd<'_>, pid: u32, kind: &str, path: &mut String) -> O
 /// Fills in the layers only a whole tree shows: namespaces (a PID namespace other than the
 /// browser's, whose row comes first), Landlock (reported per tab, held by the renderer and what
 /// WebKit started under it) and WebKit's sandbox (every web process of the tab in a network
-/// namespace other than the browser's).
+/// namespace other than the browser's). Neither of the last two is marked on a display's rows,
+/// which are outside their [`Scope`].
 fn mark_layers(
     rows: &mut [(Context, ProcessRow)],
     namespaces: &[(Option<u64>, Option<u64>)],
@@ -1306,6 +1401,9 @@ mod tests {
         cmdline: Option<String>,
         fds: u32,
         pss_kb: u64,
+        /// The inodes of its PID and network namespaces (`ns/pid`, `ns/net`), when linked.
+        pid_ns: Option<u64>,
+        net_ns: Option<u64>,
     }
 
     pub(super) fn fake(pid: u32, ppid: u32, exe: &str) -> Fake {
@@ -1327,6 +1425,8 @@ mod tests {
             cmdline: Some(format!("{exe}\0--flag\0")),
             fds: 3,
             pss_kb: u64::from(pid) * 20,
+            pid_ns: None,
+            net_ns: None,
         }
     }
 
@@ -1405,6 +1505,12 @@ mod tests {
             if let Some(cmdline) = &p.cmdline {
                 fs::write(dir.join("cmdline"), cmdline).unwrap();
             }
+            for (kind, ns) in [("pid", p.pid_ns), ("net", p.net_ns)] {
+                if let Some(ns) = ns {
+                    fs::create_dir_all(dir.join("ns")).unwrap();
+                    symlink(format!("{kind}:[{ns}]"), dir.join("ns").join(kind)).unwrap();
+                }
+            }
         }
 
         pub(super) fn monitor(&self) -> Monitor {
@@ -1444,6 +1550,7 @@ mod tests {
         Query {
             browser_pid: BROWSER,
             renderers: RENDERERS,
+            displays: &[],
             landlocked: &[],
             spares: &[400],
             pss,
@@ -1526,6 +1633,7 @@ mod tests {
         let q = Query {
             browser_pid: BROWSER,
             renderers: &renderers,
+            displays: &[],
             landlocked: &[],
             spares: &[],
             pss: false,
@@ -1560,6 +1668,207 @@ mod tests {
         let ids: Vec<u64> = snap.tabs.iter().map(|t| t.tab_id.0).collect();
         assert_eq!(ids, vec![1, 3]);
         assert_eq!(snap.tab(TabId(1)).unwrap().sum.processes, 3);
+    }
+
+    /// Tab 3 as it runs with namespaces and a nested display: its renderer's sandbox (bwrap 700 →
+    /// bwrap 701 → renderer 702 → bwrap 703 → web 704, network 705) and, started just before it,
+    /// its display's (bwrap 690 → bwrap 691 → Xephyr 692 → xkbcomp 693, and 694, a process in
+    /// there that happens to be named like WebKit's web process). The namespaced processes are
+    /// in PID namespaces of their own and under seccomp; the web process also in a network
+    /// namespace of its own. Tab 1's display (no namespaces) is Xephyr 210 alone.
+    pub(super) fn tree_with_displays(fp: &FakeProc) {
+        standard_tree(fp);
+        let web = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/WebKitWebProcess";
+        let net = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/WebKitNetworkProcess";
+        let mut browser = fake(BROWSER, 1, "/opt/warren/browser");
+        browser.pid_ns = Some(1);
+        browser.net_ns = Some(2);
+        fp.add(&browser);
+        let add = |pid: u32, ppid: u32, exe: &str, pid_ns: u64, net_ns: u64| {
+            let mut p = fake(pid, ppid, exe);
+            p.no_new_privs = true;
+            p.seccomp = 2;
+            p.pid_ns = Some(pid_ns);
+            p.net_ns = Some(net_ns);
+            fp.add(&p);
+        };
+        add(690, BROWSER, "/usr/bin/bwrap", 1, 2);
+        add(691, 690, "/usr/bin/bwrap", 20, 21);
+        add(692, 691, "/usr/bin/Xephyr", 20, 21);
+        add(693, 692, "/usr/bin/xkbcomp", 20, 21);
+        add(694, 691, web, 20, 21);
+        add(700, BROWSER, "/usr/bin/bwrap", 1, 2);
+        add(701, 700, "/usr/bin/bwrap", 10, 2);
+        add(702, 701, "/opt/warren/renderer", 10, 2);
+        add(703, 702, "/usr/bin/bwrap", 10, 2);
+        add(704, 703, web, 11, 12);
+        add(705, 702, net, 10, 2);
+        fp.add(&fake(210, BROWSER, "/usr/bin/Xephyr"));
+    }
+
+    #[test]
+    fn a_tab_holds_its_nested_display() {
+        let fp = FakeProc::new();
+        tree_with_displays(&fp);
+        // Tab 2's listed display is a process of its renderer's tree (a stale list): the tree
+        // stays the renderer's. Tab 5 has a display but no renderer: a stray.
+        fp.add(&fake(720, BROWSER, "/usr/bin/Xephyr"));
+        let renderers = [(TabId(1), 200), (TabId(2), 300), (TabId(3), 702)];
+        let displays = [
+            (TabId(3), 690),
+            (TabId(1), 210),
+            (TabId(2), 302),
+            (TabId(5), 720),
+        ];
+        let q = Query {
+            browser_pid: BROWSER,
+            renderers: &renderers,
+            displays: &displays,
+            landlocked: &[TabId(3)],
+            spares: &[],
+            pss: true,
+        };
+        let snap = fp.monitor().refresh_at(&q, at(100)).unwrap();
+        let of_tab = |tab: u64| -> Vec<(u32, Kind)> {
+            snap.tab_rows(TabId(tab)).map(|r| (r.pid, r.kind)).collect()
+        };
+        // The renderer's tree first, then the display's, though the display started first.
+        assert_eq!(
+            of_tab(3),
+            vec![
+                (700, Kind::Other),
+                (701, Kind::Other),
+                (702, Kind::Renderer),
+                (703, Kind::Other),
+                (704, Kind::Web),
+                (705, Kind::Network),
+                (690, Kind::Other),
+                (691, Kind::Other),
+                (692, Kind::Display),
+                (693, Kind::Other),
+                (694, Kind::Other),
+            ]
+        );
+        assert_eq!(
+            of_tab(1),
+            vec![
+                (200, Kind::Renderer),
+                (201, Kind::Web),
+                (202, Kind::Network),
+                (210, Kind::Display),
+            ]
+        );
+        assert_eq!(
+            of_tab(2),
+            vec![(300, Kind::Renderer), (301, Kind::Web), (302, Kind::Other)]
+        );
+        let stray = snap.process(720).unwrap();
+        assert_eq!((stray.kind, stray.tab_id), (Kind::Other, None));
+        assert!(snap.tab(TabId(5)).is_none());
+
+        // The totals count the display; the renderer is still the renderer.
+        let tab3 = snap.tab(TabId(3)).unwrap();
+        assert_eq!(tab3.renderer_pid, 702);
+        assert_eq!(tab3.uptime, at(100) - Duration::from_millis(17_020));
+        assert_eq!(tab3.sum.processes, 11);
+        let pids = (690..=694).chain(700..=705);
+        assert_eq!(
+            tab3.sum.memory_kb,
+            pids.clone().map(|p| p * 10).sum::<u64>()
+        );
+        assert_eq!(tab3.sum.pss_kb, Some(pids.map(|p| p * 20).sum::<u64>()));
+        let tab1 = snap.tab(TabId(1)).unwrap();
+        assert_eq!((tab1.renderer_pid, tab1.sum.processes), (200, 4));
+        assert_eq!(tab1.sum.memory_kb, 2000 + 2010 + 2020 + 2100);
+        assert_eq!(snap.process(692).unwrap().name, "Xephyr");
+        assert_eq!(snap.process(692).unwrap().depth, 3);
+
+        // The protocol names the kind "display" and titles the rows with the tab.
+        let result = snap.to_task_manager(|tab| (tab == TabId(3)).then(|| "Three".to_owned()));
+        let json = serde_json::to_value(&result).unwrap();
+        let row = json["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["pid"] == 692)
+            .unwrap();
+        assert_eq!(row["kind"], "display");
+        assert_eq!(row["tab_id"], 3);
+        assert_eq!(row["title"], "Three");
+        assert_eq!(Kind::Display.as_str(), "display");
+    }
+
+    #[test]
+    fn a_display_is_sandboxed_with_namespaces_and_seccomp() {
+        let fp = FakeProc::new();
+        tree_with_displays(&fp);
+        let renderers = [(TabId(1), 200), (TabId(3), 702)];
+        let displays = [(TabId(3), 690), (TabId(1), 210)];
+        let q = Query {
+            browser_pid: BROWSER,
+            renderers: &renderers,
+            displays: &displays,
+            landlocked: &[TabId(1), TabId(3)],
+            spares: &[],
+            pss: false,
+        };
+        let snap = fp.monitor().refresh_at(&q, at(100)).unwrap();
+        let row = |pid: u32| snap.process(pid).unwrap();
+
+        // Xephyr in its own namespace under seccomp: every layer of its scope, none of the
+        // renderer's, though the tab reported Landlock.
+        let xephyr = row(692);
+        assert_eq!(xephyr.sandbox.scope, Scope::Display);
+        assert_eq!(xephyr.sandbox.layers(), ["namespaces", "seccomp"]);
+        assert!(xephyr.sandbox.missing().is_empty());
+        assert!(xephyr.sandboxed);
+        // The bubblewrap that started it is outside the namespace: honestly not sandboxed.
+        let outer = row(690);
+        assert_eq!(outer.sandbox.scope, Scope::Display);
+        assert_eq!(outer.sandbox.missing(), ["namespaces"]);
+        assert!(!outer.sandboxed);
+        // A WebKit-named process in the display's tree gets nothing of WebKit's layers.
+        assert!(!row(694).sandbox.webkit && !row(694).sandbox.landlock);
+
+        // The renderer's tree keeps its four layers and its scope.
+        let renderer = row(702);
+        assert_eq!(renderer.sandbox.scope, Scope::Content);
+        assert_eq!(
+            renderer.sandbox.layers(),
+            ["namespaces", "seccomp", "landlock", "webkit"]
+        );
+        assert!(renderer.sandboxed);
+        assert!(row(704).sandboxed && row(705).sandboxed);
+
+        // Without namespaces or seccomp (tab 1): a display with no layer at all.
+        let plain = row(210);
+        assert_eq!(plain.sandbox.scope, Scope::Display);
+        assert_eq!(plain.sandbox.missing(), ["namespaces", "seccomp"]);
+        assert!(!plain.sandboxed);
+
+        // The scope alone never makes a row complete.
+        let display_scope = Sandbox {
+            scope: Scope::Display,
+            ..Sandbox::default()
+        };
+        assert!(!display_scope.is_complete());
+        let seccomp_only = Sandbox {
+            no_new_privs: true,
+            seccomp_filter: true,
+            ..display_scope
+        };
+        assert!(!seccomp_only.is_complete());
+        assert!(Sandbox {
+            namespaces: true,
+            ..seccomp_only
+        }
+        .is_complete());
+        assert!(!Sandbox {
+            scope: Scope::Content,
+            namespaces: true,
+            ..seccomp_only
+        }
+        .is_complete());
     }
 
     #[test]
@@ -1734,6 +2043,7 @@ mod tests {
         let q = Query {
             browser_pid: BROWSER,
             renderers: &renderers,
+            displays: &[],
             landlocked: &[],
             spares: &[],
             pss: false,
@@ -2117,6 +2427,7 @@ mod tests {
         let q = Query {
             browser_pid: me,
             renderers: &renderers,
+            displays: &[],
             landlocked: &[],
             spares: &[],
             pss: true,

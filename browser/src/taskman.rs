@@ -186,17 +186,17 @@ fn state_text(tabs: &Tabs, tab: &Tab) -> &'static str {
 }
 
 /// The Sandbox column: "all 4" when every layer is in force, else how many, and a note that
-/// names what is in force and what is missing.
+/// names what is in force and what is missing. Counted against the layers that apply to the
+/// process ([`procs::Scope`]): a nested display's are two, so a display in its namespace under
+/// seccomp reads "all 2", not "2 of 4" (a false alarm) nor "all 4" (a false claim).
 fn sandbox_label(sandbox: &procs::Sandbox) -> (String, Color32, String) {
     let have = sandbox.layers();
-    let missing: Vec<&str> = ["namespaces", "seccomp", "landlock", "webkit"]
-        .into_iter()
-        .filter(|l| !have.contains(l))
-        .collect();
+    let missing = sandbox.missing();
+    let all = sandbox.scope.layers().len();
     let (text, color) = match (have.len(), missing.len()) {
-        (_, 0) => ("all 4".to_owned(), Color32::from_rgb(0x2e, 0x7d, 0x32)),
+        (_, 0) => (format!("all {all}"), Color32::from_rgb(0x2e, 0x7d, 0x32)),
         (0, _) => ("none".to_owned(), Color32::from_rgb(0xc6, 0x28, 0x28)),
-        (n, _) => (format!("{n} of 4"), Color32::from_rgb(0xe0, 0x8a, 0x00)),
+        (n, _) => (format!("{n} of {all}"), Color32::from_rgb(0xe0, 0x8a, 0x00)),
     };
     let mut note = if have.is_empty() {
         "No sandbox layer is in force for this process.".to_owned()
@@ -205,6 +205,12 @@ fn sandbox_label(sandbox: &procs::Sandbox) -> (String, Color32, String) {
     };
     if !missing.is_empty() && !have.is_empty() {
         note.push_str(&format!(" Missing: {}.", missing.join(", ")));
+    }
+    if sandbox.scope == procs::Scope::Display {
+        note.push_str(
+            " Landlock and WebKit's sandbox are the renderer's and the page's; they do not apply \
+             to a display server.",
+        );
     }
     (text, color, note)
 }
@@ -921,6 +927,7 @@ fn process_label(process: &ProcessRow) -> String {
         ("network", _) => "Network (WebKitNetworkProcess)".into(),
         ("browser", _) => "Browser".into(),
         ("spare", _) => "Spare renderer".into(),
+        ("display", name) => format!("Nested display ({name})"),
         (_, "bwrap") => "Sandbox (bubblewrap)".into(),
         (_, "xdg-dbus-proxy") => "D-Bus filter of WebKit's sandbox".into(),
         (_, name) => format!("Other process ({name})"),
@@ -1246,6 +1253,47 @@ mod tests {
     }
 
     #[test]
+    fn a_tab_row_lists_its_nested_display_and_stays_the_renderers() {
+        let mut w = World::new();
+        let a = w.open_live("https://a.example/");
+        let renderers = w.tabs.renderers();
+        let renderer_pid = renderers[0].1;
+        let mut snap = snapshot(&renderers);
+        // The display's tree beside the renderer's, as the measurement core groups it.
+        let mut outer = process(950, 100, procs::Kind::Other, Some(a), 1_000);
+        outer.name = "bwrap".into();
+        outer.sandbox.scope = procs::Scope::Display;
+        let mut xephyr = process(952, 951, procs::Kind::Display, Some(a), 15_000);
+        xephyr.name = "Xephyr".into();
+        xephyr.sandbox = procs::Sandbox {
+            scope: procs::Scope::Display,
+            no_new_privs: true,
+            seccomp_filter: true,
+            namespaces: true,
+            ..Default::default()
+        };
+        snap.processes.insert(3, xephyr);
+        snap.processes.insert(3, outer);
+        snap.tabs[0].sum.processes += 2;
+        snap.tabs[0].sum.memory_kb += 16_000;
+        let rows = rows(&snap, &w.tabs, w.now);
+        let row = rows.iter().find(|r| r.key == RowKey::Tab(a)).unwrap();
+        assert_eq!(row.pid, Some(renderer_pid));
+        assert_eq!(row.memory_kb, Some(90_000 + 16_000));
+        let kinds: Vec<&str> = row.processes.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, ["renderer", "web", "other", "display"]);
+        let labels: Vec<String> = row.processes.iter().map(process_label).collect();
+        assert_eq!(labels[2], "Sandbox (bubblewrap)");
+        assert_eq!(labels[3], "Nested display (Xephyr)");
+        let (text, _, note) = sandbox_label(&row.processes[3].sandbox);
+        assert_eq!(text, "all 2");
+        assert!(note.contains("do not apply to a display server"), "{note}");
+        assert_eq!(sandbox_label(&row.processes[2].sandbox).0, "none");
+        // The tab's own Sandbox column is its renderer's.
+        assert_eq!(row.sandbox, Some(procs::Sandbox::default()));
+    }
+
+    #[test]
     fn discarded_tabs_are_rows_without_a_process() {
         let mut w = World::new();
         w.open_live("https://a.example/");
@@ -1434,6 +1482,7 @@ mod tests {
     #[test]
     fn the_sandbox_column_says_which_layers_are_missing() {
         let all = procs::Sandbox {
+            scope: procs::Scope::Content,
             no_new_privs: true,
             seccomp_filter: true,
             namespaces: true,
@@ -1451,5 +1500,19 @@ mod tests {
         let (text, _, note) = sandbox_label(&procs::Sandbox::default());
         assert_eq!(text, "none");
         assert!(note.contains("No sandbox layer"), "{note}");
+        // A display counts against its two layers.
+        let display = procs::Sandbox {
+            scope: procs::Scope::Display,
+            landlock: false,
+            webkit: false,
+            ..all
+        };
+        assert_eq!(sandbox_label(&display).0, "all 2");
+        let (text, _, note) = sandbox_label(&procs::Sandbox {
+            namespaces: false,
+            ..display
+        });
+        assert_eq!(text, "1 of 2");
+        assert!(note.contains("Missing: namespaces."), "{note}");
     }
 }

@@ -3,8 +3,8 @@
 //! Reading `smaps_rollup` makes the kernel walk every page table entry of every mapping: about
 //! 10 ms for a process that maps 4 GiB, so a few hundred large processes take seconds (200 large
 //! renderer trees stalled the UI thread for 3 s when it read them itself). The UI thread now only
-//! publishes what it knows (which tab has which renderer), says what it wants, and reads the
-//! latest completed [`Sample`]; it never waits for a round.
+//! publishes what it knows (which tab has which renderer and nested display), says what it
+//! wants, and reads the latest completed [`Sample`]; it never waits for a round.
 //!
 //! # Rounds
 //!
@@ -78,6 +78,8 @@ struct Shared {
 struct State {
     browser_pid: u32,
     renderers: Vec<(TabId, u32)>,
+    /// Each tab's nested display (the process the browser started for it).
+    displays: Vec<(TabId, u32)>,
     /// Tabs whose renderer reported its Landlock scoping in force.
     landlocked: Vec<TabId>,
     watch: Watch,
@@ -124,6 +126,12 @@ impl Sampler {
         lock(&self.shared.state).renderers = renderers;
     }
 
+    /// Which tab has which nested display (the pid of the process the browser started for it:
+    /// bubblewrap, or `Xephyr` without namespaces), so its memory counts in the tab's.
+    pub fn set_displays(&self, displays: Vec<(TabId, u32)>) {
+        lock(&self.shared.state).displays = displays;
+    }
+
     /// Which tabs' renderers reported Landlock scoping in force (no process can read that from
     /// `/proc`).
     pub fn set_landlocked(&self, tabs: Vec<TabId>) {
@@ -150,11 +158,18 @@ impl Sampler {
         self.shared.wake.notify_all();
     }
 
-    /// Asks for a round with PSS that starts after this call, with `renderers` as they are now;
-    /// `answer` is called with it on the sampler's thread.
-    pub fn request(&self, renderers: Vec<(TabId, u32)>, landlocked: Vec<TabId>, answer: Answer) {
+    /// Asks for a round with PSS that starts after this call, with `renderers` and `displays` as
+    /// they are now; `answer` is called with it on the sampler's thread.
+    pub fn request(
+        &self,
+        renderers: Vec<(TabId, u32)>,
+        displays: Vec<(TabId, u32)>,
+        landlocked: Vec<TabId>,
+        answer: Answer,
+    ) {
         let mut state = lock(&self.shared.state);
         state.renderers = renderers;
+        state.displays = displays;
         state.landlocked = landlocked;
         state.waiting.push(answer);
         drop(state);
@@ -179,6 +194,7 @@ struct Round {
     query_pss: bool,
     browser_pid: u32,
     renderers: Vec<(TabId, u32)>,
+    displays: Vec<(TabId, u32)>,
     landlocked: Vec<TabId>,
     answers: Vec<Answer>,
 }
@@ -193,6 +209,7 @@ fn run(shared: &Shared, mut monitor: Monitor, on_sample: &dyn Fn()) {
         let query = Query {
             browser_pid: round.browser_pid,
             renderers: &round.renderers,
+            displays: &round.displays,
             landlocked: &round.landlocked,
             spares: &[],
             pss: round.query_pss,
@@ -278,6 +295,7 @@ fn next_round(shared: &Shared) -> Option<Round> {
         query_pss: !answers.is_empty() || state.watch.pss,
         browser_pid: state.browser_pid,
         renderers: state.renderers.clone(),
+        displays: state.displays.clone(),
         landlocked: state.landlocked.clone(),
         answers,
     })
@@ -285,7 +303,8 @@ fn next_round(shared: &Shared) -> Option<Round> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{standard_tree, FakeProc, BROWSER, RENDERERS};
+    use super::super::tests::{standard_tree, tree_with_displays, FakeProc, BROWSER, RENDERERS};
+    use super::super::Kind;
     use super::*;
     use crossbeam_channel::{bounded, unbounded, Receiver};
 
@@ -317,7 +336,7 @@ mod tests {
         let (sampler, _rounds) = started(&fp);
         assert!(sampler.latest().is_none(), "no round before anyone asks");
         let (answer, rx) = answer_channel();
-        sampler.request(RENDERERS.to_vec(), Vec::new(), answer);
+        sampler.request(RENDERERS.to_vec(), Vec::new(), Vec::new(), answer);
         let sample = rx.recv_timeout(WAIT).unwrap().unwrap();
         assert!(sample.snapshot.pss);
         assert_eq!(sample.snapshot.pss_skipped, 0);
@@ -329,18 +348,55 @@ mod tests {
     }
 
     #[test]
+    fn displays_count_in_their_tabs_in_requested_and_periodic_rounds() {
+        let fp = FakeProc::new();
+        tree_with_displays(&fp);
+        let (sampler, rounds) = started(&fp);
+        let renderers = vec![(TabId(1), 200), (TabId(3), 702)];
+        let (answer, rx) = answer_channel();
+        sampler.request(renderers.clone(), vec![(TabId(3), 690)], Vec::new(), answer);
+        let sample = rx.recv_timeout(WAIT).unwrap().unwrap();
+        let tab3 = sample.snapshot.tab(TabId(3)).unwrap();
+        assert_eq!((tab3.renderer_pid, tab3.sum.processes), (702, 11));
+        assert_eq!(sample.snapshot.process(692).unwrap().kind, Kind::Display);
+        // Tab 1's display is not listed: a stray of the browser.
+        assert_eq!(sample.snapshot.process(210).unwrap().tab_id, None);
+
+        // Periodic rounds use what was set last.
+        sampler.set_renderers(renderers);
+        sampler.set_displays(vec![(TabId(1), 210)]);
+        sampler.watch(Watch {
+            periodic: true,
+            pss: false,
+        });
+        let deadline = Instant::now() + WAIT;
+        loop {
+            rounds.recv_timeout(WAIT).unwrap();
+            let latest = sampler.latest().unwrap();
+            if latest.seq > sample.seq {
+                let snap = &latest.snapshot;
+                assert_eq!(snap.process(210).unwrap().tab_id, Some(TabId(1)));
+                assert_eq!(snap.tab(TabId(1)).unwrap().sum.processes, 4);
+                assert_eq!(snap.process(692).unwrap().tab_id, None);
+                break;
+            }
+            assert!(Instant::now() < deadline);
+        }
+    }
+
+    #[test]
     fn a_request_waits_for_a_round_that_starts_after_it() {
         let fp = FakeProc::new();
         standard_tree(&fp);
         let (sampler, rounds) = started(&fp);
         let (first, rx1) = answer_channel();
-        sampler.request(Vec::new(), Vec::new(), first);
+        sampler.request(Vec::new(), Vec::new(), Vec::new(), first);
         let before = rx1.recv_timeout(WAIT).unwrap().unwrap();
         // Tab 2 is not known as a tab in the first round; a later request sees it.
         assert!(before.snapshot.tab(TabId(2)).is_none());
         rounds.recv_timeout(WAIT).unwrap();
         let (second, rx2) = answer_channel();
-        sampler.request(RENDERERS.to_vec(), Vec::new(), second);
+        sampler.request(RENDERERS.to_vec(), Vec::new(), Vec::new(), second);
         let after = rx2.recv_timeout(WAIT).unwrap().unwrap();
         assert!(after.seq > before.seq);
         assert!(after.started >= before.started + before.took);
@@ -398,7 +454,7 @@ mod tests {
             (s, rx)
         };
         let (answer, rx) = answer_channel();
-        sampler.request(Vec::new(), Vec::new(), answer);
+        sampler.request(Vec::new(), Vec::new(), Vec::new(), answer);
         let err = rx.recv_timeout(WAIT).unwrap().unwrap_err();
         assert!(err.contains("4242"), "{err}");
         drop(sampler);
@@ -412,6 +468,7 @@ mod tests {
         let query = Query {
             browser_pid: BROWSER,
             renderers: RENDERERS,
+            displays: &[],
             landlocked: &[],
             spares: &[],
             pss: true,
