@@ -87,6 +87,8 @@ pub struct Nested {
     /// of the host listens on (a renderer's libxcb tries the abstract socket of that name in the
     /// host's network namespace first).
     sandboxed_number: u32,
+    /// Holds that number's abstract socket name on the host (see [`claim_display_number`]).
+    _claim: std::os::fd::OwnedFd,
     /// bubblewrap for Xephyr, when namespaces work; otherwise Xephyr runs unsandboxed on a free
     /// display number of the host.
     bwrap: Option<PathBuf>,
@@ -117,13 +119,13 @@ impl Nested {
             background: screen.white_pixel,
             conn,
         };
-        let sandboxed_number =
-            free_display_number(100, &[user.number]).ok_or("no free X display number")?;
+        let (sandboxed_number, claim) = claim_display_number(user.number)?;
         Ok(Nested {
             outer: Arc::new(outer),
             xephyr,
             user,
             sandboxed_number,
+            _claim: claim,
             bwrap,
             filter,
             taken: Arc::new(Mutex::new(Vec::new())),
@@ -495,6 +497,36 @@ pub fn free_display_number(from: u32, avoid: &[u32]) -> Option<u32> {
                 .any(|l| l.ends_with(&format!(" @/tmp/.X11-unix/X{n}")))
     };
     (from..from + 1000).find(|&n| !used(n))
+}
+
+/// A display number for the sandboxed servers, with its abstract socket name bound (not listening)
+/// by the browser for as long as it runs. Each sandboxed server listens in a network namespace of
+/// its own, so nothing on the host would otherwise hold the name, and an X server started later
+/// on the host (another browser's unsandboxed one, any program's) could take it: renderers, whose
+/// libxcb tries that abstract name before their own path socket, would then connect there. Bound
+/// but not listening, the name refuses connections (`ECONNREFUSED`), and libxcb falls back to the
+/// path socket, which in a renderer's view is its own display's.
+fn claim_display_number(user: u32) -> Result<(u32, std::os::fd::OwnedFd), String> {
+    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let mut avoid = vec![user];
+    for _ in 0..100 {
+        let n = free_display_number(100, &avoid).ok_or("no free X display number")?;
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| format!("cannot create a socket: {e}"))?;
+        let name = UnixAddr::new_abstract(format!("/tmp/.X11-unix/X{n}").as_bytes())
+            .map_err(|e| format!("bad socket name: {e}"))?;
+        match bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &name) {
+            Ok(()) => return Ok((n, fd)),
+            // Taken since it was checked: try the next one.
+            Err(_) => avoid.push(n),
+        }
+    }
+    Err("no free X display number".into())
 }
 
 fn random_cookie() -> io::Result<[u8; 16]> {
