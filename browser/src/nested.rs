@@ -95,6 +95,35 @@ pub struct Nested {
     filter: Option<&'static seccomp::Filter>,
     /// Numbers handed to unsandboxed servers that still run.
     taken: Arc<Mutex<Vec<u32>>>,
+    /// Starts the servers: a long-lived thread (a child's death signal fires when the thread
+    /// that spawned it exits).
+    spawner: crossbeam_channel::Sender<(Command, Arc<Mutex<Root>>)>,
+}
+
+/// A server's process, once its spawner started it.
+#[derive(Default)]
+struct Root {
+    pidfd: Option<Pidfd>,
+    /// The display ended before its server was started: end the server at once.
+    ended: bool,
+}
+
+/// The spawner thread: starts each server and hands its pidfd to its display.
+fn spawn_servers(jobs: crossbeam_channel::Receiver<(Command, Arc<Mutex<Root>>)>) {
+    for (command, root) in jobs {
+        let pidfd = match crate::host::spawn_held(command) {
+            Ok((_child, pidfd)) => pidfd,
+            Err(e) => {
+                log::error!("cannot start a tab's display (Xephyr): {e}");
+                continue;
+            }
+        };
+        let mut root = root.lock().unwrap_or_else(|e| e.into_inner());
+        if root.ended {
+            let _ = pidfd.signal(Signal::SIGKILL);
+        }
+        root.pidfd = Some(pidfd);
+    }
 }
 
 impl Nested {
@@ -120,6 +149,11 @@ impl Nested {
             conn,
         };
         let (sandboxed_number, claim) = claim_display_number(user.number)?;
+        let (spawner, jobs) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("displays".into())
+            .spawn(move || spawn_servers(jobs))
+            .map_err(|e| format!("cannot start the display spawner thread: {e}"))?;
         Ok(Nested {
             outer: Arc::new(outer),
             xephyr,
@@ -129,6 +163,7 @@ impl Nested {
             bwrap,
             filter,
             taken: Arc::new(Mutex::new(Vec::new())),
+            spawner,
         })
     }
 
@@ -167,7 +202,7 @@ impl Nested {
             tab,
             host_window: 0,
             xephyr_window: None,
-            root: None,
+            root: Arc::default(),
             number,
             sandboxed,
             sockets,
@@ -231,9 +266,12 @@ impl Nested {
         unsafe {
             command.pre_exec(move || setup.run());
         }
-        let (child, root) = crate::host::spawn_held(command)?;
-        drop(child);
-        display.root = Some(root);
+        // Forking the browser twice per new tab (the renderer, its server) on the UI thread made
+        // the browser slow to answer while many tabs open at once: the server is spawned by a
+        // thread of its own.
+        self.spawner
+            .send((command, Arc::clone(&display.root)))
+            .map_err(|_| io::Error::other("the display spawner thread is gone"))?;
         Ok(display)
     }
 
@@ -281,7 +319,7 @@ pub struct NestedDisplay {
     /// Xephyr's own window inside the host window, once found.
     xephyr_window: Option<u32>,
     /// bubblewrap around Xephyr, or Xephyr itself.
-    root: Option<Pidfd>,
+    root: Arc<Mutex<Root>>,
     number: u32,
     sandboxed: bool,
     /// The directory Xephyr's socket appears in (its `/tmp/.X11-unix` when sandboxed).
@@ -314,7 +352,8 @@ impl NestedDisplay {
 
     /// The process the browser started (bubblewrap or Xephyr), for the Task Manager.
     pub fn root_pid(&self) -> Option<u32> {
-        self.root.as_ref().map(Pidfd::pid)
+        let root = self.root.lock().unwrap_or_else(|e| e.into_inner());
+        root.pidfd.as_ref().map(Pidfd::pid)
     }
 
     /// The browser's window on the user's display that shows this display.
@@ -433,18 +472,10 @@ impl NestedDisplay {
 
     /// Ends the server (and its sandbox).
     pub fn kill(&mut self) {
-        if let Some(root) = &self.root {
-            let _ = root.signal(Signal::SIGKILL);
-        }
-    }
-
-    /// Stops (`SIGSTOP`) or continues the server with a frozen tab.
-    pub fn signal(&self, signal: Signal) {
-        if let Some(root) = &self.root {
-            let _ = root.signal(signal);
-            for pid in crate::procs::descendants(root.pid()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
-            }
+        let mut root = self.root.lock().unwrap_or_else(|e| e.into_inner());
+        root.ended = true;
+        if let Some(pidfd) = &root.pidfd {
+            let _ = pidfd.signal(Signal::SIGKILL);
         }
     }
 }

@@ -178,8 +178,12 @@ impl Endpoint {
         self.conn.poll_for_event()
     }
 
-    pub fn has_deferred(&self) -> bool {
-        !self.deferred.is_empty()
+    /// Whether events are waiting to be handled, read from the socket or not.
+    pub fn events_waiting(&mut self) -> Result<bool, ConnectionError> {
+        if let Some(event) = self.conn.poll_for_event()? {
+            self.defer(event);
+        }
+        Ok(!self.deferred.is_empty())
     }
 
     fn defer(&mut self, event: Event) {

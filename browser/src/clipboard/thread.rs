@@ -228,7 +228,6 @@ impl State {
                     None => break,
                 }
             }
-            more |= self.outer.has_deferred();
             // Nested events.
             let tabs: Vec<TabId> = self.nested.iter().map(|n| n.tab).collect();
             for tab in tabs {
@@ -252,7 +251,7 @@ impl State {
                 }
                 self.drop_failed();
             }
-            more |= self.nested.iter().any(|n| n.ep.has_deferred());
+
             // Timers.
             let now = Instant::now();
             if self.primary_due.is_some_and(|due| due <= now) {
@@ -260,6 +259,15 @@ impl State {
                 self.refresh_primary()?;
             }
             self.evaluate_pending(Instant::now())?;
+            // A round trip on one connection may have read events of it into x11rb's queue,
+            // where polling its descriptor would not see them.
+            more |= self.outer.events_waiting()?;
+            for n in &mut self.nested {
+                match n.ep.events_waiting() {
+                    Ok(waiting) => more |= waiting,
+                    Err(e) => self.failed.push((n.tab, e.to_string())),
+                }
+            }
             self.drop_failed();
             let mut next = self.timers(Instant::now());
             if more {
@@ -447,6 +455,10 @@ impl State {
                     self.owned_at.insert(selection, e.selection_timestamp);
                     return Ok(());
                 }
+                // A notice older than the broker's own taking of the selection is stale.
+                if self.still_ours(selection)? {
+                    return Ok(());
+                }
                 // The user's selection moved elsewhere: what pages hold is stale, and the next
                 // paste into any page must go through the broker to the new owner.
                 self.published.remove(&selection);
@@ -462,7 +474,9 @@ impl State {
             }
             Event::SelectionClear(e) => {
                 if let Some(selection) = self.outer.selection_of(e.selection) {
-                    self.published.remove(&selection);
+                    if !self.still_ours(selection)? {
+                        self.published.remove(&selection);
+                    }
                 }
             }
             Event::SelectionRequest(req) => self.serve_outer(&req)?,
@@ -554,6 +568,14 @@ impl State {
         Ok(())
     }
 
+    /// Whether the broker owns `selection` on the outer display now, whatever older events say.
+    fn still_ours(&self, selection: Selection) -> Result<bool, ConnectionError> {
+        match self.outer.owner(selection) {
+            Ok(owner) => Ok(owner == self.outer.window),
+            Err(e) => nonfatal(e, false),
+        }
+    }
+
     /// Holds `content` as the user's `selection` on the outer display.
     fn publish(
         &mut self,
@@ -563,7 +585,22 @@ impl State {
     ) -> Result<(), ConnectionError> {
         self.published.insert(selection, Published { tab, content });
         self.paste = None;
-        self.outer.take(selection)
+        self.outer.take(selection)?;
+        // Other pages' own copies are now stale: their next paste must come to the broker.
+        let others: Vec<TabId> = self
+            .nested
+            .iter()
+            .map(|n| n.tab)
+            .filter(|t| *t != tab)
+            .collect();
+        for other in others {
+            if let Some(ep) = self.nested_ep(other) {
+                if let Err(err) = ep.take(selection) {
+                    self.fail(other, &err);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the page's PRIMARY again if that page is still shown and still owns it.
