@@ -97,7 +97,7 @@ pub struct Nested {
     taken: Arc<Mutex<Vec<u32>>>,
     /// Starts the servers: a long-lived thread (a child's death signal fires when the thread
     /// that spawned it exits).
-    spawner: crossbeam_channel::Sender<(Command, Arc<Mutex<Root>>)>,
+    spawner: crossbeam_channel::Sender<SpawnJob>,
 }
 
 /// A server's process, once its spawner started it.
@@ -108,9 +108,15 @@ struct Root {
     ended: bool,
 }
 
+/// A server to start, where its pidfd goes, and the connection its host window was made on.
+type SpawnJob = (Command, Arc<Mutex<Root>>, Arc<Outer>);
+
 /// The spawner thread: starts each server and hands its pidfd to its display.
-fn spawn_servers(jobs: crossbeam_channel::Receiver<(Command, Arc<Mutex<Root>>)>) {
-    for (command, root) in jobs {
+fn spawn_servers(jobs: crossbeam_channel::Receiver<SpawnJob>) {
+    for (command, root, outer) in jobs {
+        if let Err(e) = outer.conn.get_input_focus().map(|c| c.reply()) {
+            log::warn!("the display connection failed before a tab's display started: {e}");
+        }
         let pidfd = match crate::host::spawn_held(command) {
             Ok((_child, pidfd)) => pidfd,
             Err(e) => {
@@ -270,7 +276,7 @@ impl Nested {
         // the browser slow to answer while many tabs open at once: the server is spawned by a
         // thread of its own.
         self.spawner
-            .send((command, Arc::clone(&display.root)))
+            .send((command, Arc::clone(&display.root), Arc::clone(&self.outer)))
             .map_err(|_| io::Error::other("the display spawner thread is gone"))?;
         Ok(display)
     }
@@ -301,11 +307,9 @@ impl Nested {
         if visible {
             conn.map_window(window).map_err(io::Error::other)?;
         }
-        // Round trip: the window must exist before Xephyr is told about it.
-        conn.get_input_focus()
-            .map_err(io::Error::other)?
-            .reply()
-            .map_err(io::Error::other)?;
+        // The window must exist before Xephyr is told about it: the spawner thread makes a round
+        // trip first (not the UI thread: the server may be busy with other tabs' servers).
+        conn.flush().map_err(io::Error::other)?;
         outer.drain();
         Ok(window)
     }
