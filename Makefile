@@ -39,7 +39,7 @@ help:
 	@echo "                Without \$$DISPLAY: private Xvfb, screenshot to target/warren-screenshot.png, exit."
 	@echo "make test       build, then every test (unit and end-to-end) under a private Xvfb"
 	@echo "make fuzz       fuzz the hostile-input parsers long (FUZZ_CASES per property, at most FUZZ_SECONDS each)"
-	@echo "make bench      build, then the benchmarks: task manager refresh cost; latencies, memory per tab, idle CPU"
+	@echo "make bench      build, then the benchmarks: task manager refresh cost; latencies, memory per tab, nested display cost, idle CPU"
 	@echo "make check      cargo fmt --check, clippy with warnings as errors, shellcheck of scripts/"
 	@echo "make install    install under PREFIX (default ~/.local) with a desktop entry and icons"
 	@echo "make uninstall  remove what make install put under PREFIX"
@@ -89,12 +89,14 @@ test: build
 	exit "$$status"
 
 # The benchmarks. The task manager's measurement core (browser/examples/taskman_bench.rs): the CPU cost of one
-# refresh of 30 tabs (about 90 processes), with and without PSS, against its 10 ms target. Then the shell benchmark
-# (tests/src/bin/shell-bench.rs) on the release binaries, under its own Xvfb: new-tab, crash and close latencies,
-# memory per tab, the browser's idle CPU with and without the Task Manager window, the memory of 10 tabs of a heavy
-# page (resources/bench/heavy.html) with --max-live-tabs 2 against all live, and the restore of a discarded tab
-# against a fresh load. Pass options to the shell benchmark with BENCH_ARGS, e.g. BENCH_ARGS="--runs 3". Both run
-# even if the first misses its target.
+# refresh of 30 tabs (about 120 processes, a nested display each), with and without PSS, against its 10 ms target.
+# Then the shell benchmark (tests/src/bin/shell-bench.rs) on the release binaries, under its own Xvfb: new-tab, crash
+# and close latencies, memory per tab, what the nested display costs per tab in memory (against
+# --display-isolation none) and in latency from a key press to the page's keydown handler, the browser's idle CPU
+# with and without the Task Manager window, the memory of 10 tabs of a heavy page (resources/bench/heavy.html) with
+# --max-live-tabs 2 against all live, and the restore of a discarded tab against a fresh load. Pass options to the
+# shell benchmark with BENCH_ARGS, e.g. BENCH_ARGS="--runs 3" or BENCH_ARGS="--only memory" (see shell-bench --help).
+# Both run even if the first misses its target.
 BENCH_ARGS ?=
 bench: build
 	@status=0; \

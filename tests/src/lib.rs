@@ -10,6 +10,7 @@ pub mod browser;
 pub mod http;
 pub mod procs;
 pub mod renderer_driver;
+pub mod x11;
 pub mod xvfb;
 
 use std::path::{Path, PathBuf};

@@ -31,10 +31,34 @@ impl Xvfb {
     /// Starts Xvfb with a 1280x800x24 screen and no TCP listener, and waits until it has
     /// announced its display number (up to 20 s).
     pub fn start() -> Xvfb {
+        Xvfb::launch(None)
+    }
+
+    /// Like [`Xvfb::start`], on the first display of `displays` whose socket and lock file do not
+    /// exist (for tests whose display numbers are assigned to them, such as `:70` to `:79`).
+    /// Panics if none is free.
+    pub fn start_in(displays: std::ops::RangeInclusive<u32>) -> Xvfb {
+        Xvfb::launch(Some(displays))
+    }
+
+    fn launch(displays: Option<std::ops::RangeInclusive<u32>>) -> Xvfb {
         let serial = crate::serial_lock();
+        // Chosen under the lock: the previous test's server is gone by then.
+        let fixed = displays.map(|range| {
+            range
+                .clone()
+                .find(|n| {
+                    !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                        && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                })
+                .unwrap_or_else(|| panic!("no free X display among :{range:?}"))
+        });
         let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).expect("create a pipe for -displayfd");
         let write_fd = write_end.as_raw_fd();
         let mut cmd = Command::new("Xvfb");
+        if let Some(n) = fixed {
+            cmd.arg(format!(":{n}"));
+        }
         cmd.arg("-displayfd")
             .arg(write_fd.to_string())
             .args([

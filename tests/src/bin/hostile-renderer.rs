@@ -61,6 +61,23 @@
 //!   `WARREN_HOSTILE_CHILDREN` (default 15) children that inherit it; reading `smaps_rollup` of
 //!   each takes the kernel about 10 ms per 4 GiB. Then it behaves like `normal`.
 //!
+//! Modes for the display isolation (issue 8):
+//! * `x11-attack`: behaves like `normal` (a live tab), and meanwhile, on a thread of its own, acts
+//!   as a page that took over its renderer after start-up: it connects to `$DISPLAY` (waiting up
+//!   to 10 s for its socket: a nested server may still be starting), applies the Landlock scoping
+//!   the real renderer applies, then in `WARREN_HOSTILE_X11_ROUNDS` rounds (default 5), 2 s apart,
+//!   puts a 240x240 window named `hostile-tab-N` of a colour of its own on its display (the bait
+//!   another tab must not see), lists the windows of its display with their names (QueryTree), reads its root window
+//!   (GetImage: size and most common colours), types Ctrl+T, "evil", Return with XTEST and sends
+//!   Ctrl+T key events (SendEvent) to the input focus and every top-level window; then tries the
+//!   user's display `WARREN_HOSTILE_OUTER_DISPLAY` (`:N`) through its path socket and its abstract
+//!   socket and, if either connects, does the same there; and lists `/tmp/.X11-unix` and the
+//!   displays its Xauthority files name. Each attempt is one line
+//!   `hostile-renderer: x11 WHAT ok|denied|error tab=N round=R DETAIL`, then
+//!   `hostile-renderer: x11 done tab=N` (`warren_tests::x11::attack_report` reads them).
+//! * `exec-real`: becomes the real renderer (`exec` of `WARREN_HOSTILE_REAL_RENDERER`, a copy the
+//!   test put where the sandbox shows it), so one browser mixes real pages and hostile tabs.
+//!
 //! Whenever the browser wrongly goes along (connects to a socket named in a `Hello`), this program
 //! prints a line containing `HOSTILE-RENDERER-UNCAUGHT`, which the test looks for in the browser
 //! log; a victim socket outside notices by itself.
@@ -111,12 +128,6 @@ fn main() {
     if nix::unistd::getppid() != parent {
         std::process::exit(1);
     }
-    let Some(up) = take_fd(UP_FD) else {
-        eprintln!("hostile-renderer: no up socket on fd {UP_FD}; start me through the browser's --renderer");
-        std::process::exit(2);
-    };
-    let up = UnixStream::from(up);
-    let launch = take_fd(DOWN_FD).map(IpcReceiver::<Launch>::from);
     let tab = TabId(
         std::env::var(ENV_TAB_ID)
             .ok()
@@ -131,6 +142,16 @@ fn main() {
         "hostile-renderer: tab {tab} pid {} mode {mode}",
         std::process::id()
     );
+    if mode == "exec-real" {
+        // Before `take_fd`: the channels on fds 3 and 4 must survive the exec.
+        exec_real(tab, &args);
+    }
+    let Some(up) = take_fd(UP_FD) else {
+        eprintln!("hostile-renderer: no up socket on fd {UP_FD}; start me through the browser's --renderer");
+        std::process::exit(2);
+    };
+    let up = UnixStream::from(up);
+    let launch = take_fd(DOWN_FD).map(IpcReceiver::<Launch>::from);
     let mut h = Hostile { up, tab, launch };
     match mode.as_str() {
         "garbage" => h.garbage(),
@@ -154,6 +175,8 @@ fn main() {
         "byte-flood" => h.byte_flood(),
         "title-flood" => h.title_flood(),
         "heavy" => h.heavy(),
+        // Issue 8 (see the block "X11" below).
+        "x11-attack" => h.x11_attack(),
         other => eprintln!("hostile-renderer: unknown mode {other:?}; staying silent"),
     }
     sleep_forever();
@@ -831,4 +854,786 @@ fn zero_page_mapping(len: usize) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+// ----- X11 (issue 8): a renderer taken over by its page, reaching past its tab through X -----
+
+/// The renderer the `exec-real` mode becomes: a copy the test put where the sandbox shows it
+/// (the profile's website-data directory; the real `renderer` next to this program is not in the
+/// sandbox's view).
+const REAL_RENDERER_ENV: &str = "WARREN_HOSTILE_REAL_RENDERER";
+
+/// The user's display (`:N`), which `x11-attack` is told so it does not have to guess.
+const OUTER_DISPLAY_ENV: &str = "WARREN_HOSTILE_OUTER_DISPLAY";
+
+/// How many rounds `x11-attack` makes (`WARREN_HOSTILE_X11_ROUNDS`), 2 s apart.
+const X11_ROUNDS_ENV: &str = "WARREN_HOSTILE_X11_ROUNDS";
+const X11_ROUNDS: u32 = 5;
+const X11_ROUND_GAP: Duration = Duration::from_secs(2);
+
+/// How long the renderer's display socket may take to appear (a nested server still starting).
+const DISPLAY_WAIT: Duration = Duration::from_secs(10);
+
+/// At most this many windows are listed per display (the tree is the server's to make long).
+const MAX_WINDOWS: usize = 512;
+
+/// See the `exec-real` mode in the module docs. Never returns.
+fn exec_real(tab: TabId, args: &[String]) -> ! {
+    use std::os::unix::process::CommandExt;
+    let Some(real) = std::env::var_os(REAL_RENDERER_ENV) else {
+        eprintln!("hostile-renderer: tab {tab}: exec-real needs {REAL_RENDERER_ENV}");
+        std::process::exit(2);
+    };
+    let err = Command::new(&real).args(args.iter().skip(1)).exec();
+    eprintln!(
+        "hostile-renderer: tab {tab}: cannot exec {}: {err}",
+        Path::new(&real).display()
+    );
+    std::process::exit(2);
+}
+
+impl Hostile {
+    /// See the `x11-attack` mode in the module docs.
+    fn x11_attack(&mut self) {
+        let (launch, history) = self.load();
+        let tab = self.tab;
+        if let Err(e) = std::thread::Builder::new()
+            .name("x11-attack".into())
+            .spawn(move || x11::attack(tab))
+        {
+            eprintln!("hostile-renderer: x11 thread error tab={tab} {e}");
+        }
+        self.serve(&launch, &history, true);
+        std::process::exit(0);
+    }
+}
+
+/// The attacks of `x11-attack`, each reported as one line on stderr:
+/// `hostile-renderer: x11 WHAT ok|denied|error tab=N round=R DETAIL` (`DETAIL` is JSON where it
+/// has structure), and `hostile-renderer: x11 done tab=N` at the end. `warren_tests::x11` reads
+/// them back.
+mod x11 {
+    use std::collections::HashMap;
+    use std::fmt::Display;
+    use std::io::ErrorKind;
+    use std::os::unix::net::UnixStream;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+    use warren_ipc::TabId;
+    use x11rb::connection::{Connection, RequestConnection};
+    use x11rb::errors::{ConnectionError, ReplyError};
+    use x11rb::protocol::xproto::{
+        self, AtomEnum, ConnectionExt as _, EventMask, ImageFormat, ImageOrder, KeyButMask,
+        KeyPressEvent, Window,
+    };
+    use x11rb::protocol::xtest::{self, ConnectionExt as _};
+    use x11rb::rust_connection::{DefaultStream, RustConnection};
+    use x11rb::wrapper::ConnectionExt as _;
+    use x11rb::NONE;
+
+    use super::{
+        DISPLAY_WAIT, MAX_WINDOWS, OUTER_DISPLAY_ENV, X11_ROUNDS, X11_ROUNDS_ENV, X11_ROUND_GAP,
+    };
+
+    /// SendEvent's destination "whatever window has the input focus".
+    const INPUT_FOCUS: Window = 1;
+
+    /// Keysyms the attack types besides the letters: Control_L and Return.
+    const CONTROL_L: u32 = 0xffe3;
+    const RETURN: u32 = 0xff0d;
+
+    /// Where the report lines go; carries the tab and round so that two attacking tabs in one log
+    /// stay apart.
+    struct Report {
+        tab: TabId,
+        round: u32,
+    }
+
+    impl Report {
+        fn line(&self, what: &str, status: &str, detail: impl Display) {
+            eprintln!(
+                "hostile-renderer: x11 {what} {status} tab={} round={} {detail}",
+                self.tab, self.round
+            );
+        }
+
+        /// Reports a failed request: `denied` for the errors a server's access control answers
+        /// with, `error` for anything else.
+        fn failed(&self, what: &str, e: &ReplyError) {
+            let status = match e {
+                ReplyError::X11Error(x) if denial(x.error_kind) => "denied",
+                _ => "error",
+            };
+            self.line(what, status, json!(format!("{e:?}")));
+        }
+    }
+
+    fn denial(kind: x11rb::protocol::ErrorKind) -> bool {
+        use x11rb::protocol::ErrorKind as K;
+        matches!(kind, K::Access | K::Window | K::Drawable | K::Match)
+    }
+
+    pub fn attack(tab: TabId) {
+        let mut r = Report { tab, round: 0 };
+        let own = connect_own(&r);
+        if let Some((conn, screen)) = &own {
+            bait_window(conn, *screen, &r);
+        }
+        landlock(&r);
+        let rounds = std::env::var(X11_ROUNDS_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(X11_ROUNDS);
+        let outer = std::env::var(OUTER_DISPLAY_ENV).ok();
+        for round in 1..=rounds {
+            r.round = round;
+            r.line("round", "ok", round);
+            if let Some((conn, screen)) = &own {
+                against(conn, *screen, "own", &r);
+            }
+            match outer.as_deref().and_then(display_number) {
+                Some(n) => reach_outer(n, &r),
+                None => r.line(
+                    "outer",
+                    "error",
+                    json!(format!(
+                        "{OUTER_DISPLAY_ENV} is not a display (:N): {outer:?}"
+                    )),
+                ),
+            }
+            socket_dir(&r);
+            xauthority(&r);
+            if round < rounds {
+                std::thread::sleep(X11_ROUND_GAP);
+            }
+        }
+        eprintln!("hostile-renderer: x11 done tab={tab}");
+    }
+
+    /// The colour of tab `tab`'s bait window: distinct per tab, unlike any test page's.
+    pub fn bait_colour(tab: TabId) -> [u8; 3] {
+        let t = (tab.0 % 16) as u8;
+        [0x11 + t * 0x0e, 0xe4 - t * 0x0c, 0x5a]
+    }
+
+    /// Puts a window of this tab's own on its display, 240x240 at a spot that depends on the tab,
+    /// named `hostile-tab-N` and filled with [`bait_colour`]: what another tab must not see.
+    fn bait_window(conn: &RustConnection, screen: usize, r: &Report) {
+        let s = &conn.setup().roots[screen];
+        let [red, green, blue] = bait_colour(r.tab);
+        let name = format!("hostile-tab-{}", r.tab);
+        let made = (|| -> Result<(), ReplyError> {
+            let pixel = conn
+                .alloc_color(
+                    s.default_colormap,
+                    u16::from(red) * 257,
+                    u16::from(green) * 257,
+                    u16::from(blue) * 257,
+                )?
+                .reply()?
+                .pixel;
+            let w = conn.generate_id().map_err(|e| {
+                ReplyError::ConnectionError(ConnectionError::IoError(std::io::Error::other(
+                    e.to_string(),
+                )))
+            })?;
+            let x = 40 + 260 * (r.tab.0 % 4) as i16;
+            conn.create_window(
+                x11rb::COPY_DEPTH_FROM_PARENT,
+                w,
+                s.root,
+                x,
+                (s.height_in_pixels as i16 - 300).max(0),
+                240,
+                240,
+                0,
+                xproto::WindowClass::INPUT_OUTPUT,
+                x11rb::COPY_FROM_PARENT,
+                &xproto::CreateWindowAux::new()
+                    .background_pixel(pixel)
+                    .override_redirect(1),
+            )?
+            .check()?;
+            conn.change_property8(
+                xproto::PropMode::REPLACE,
+                w,
+                AtomEnum::WM_NAME,
+                AtomEnum::STRING,
+                name.as_bytes(),
+            )?
+            .check()?;
+            conn.map_window(w)?.check()?;
+            Ok(())
+        })();
+        match made {
+            Ok(()) => r.line(
+                "own-window",
+                "ok",
+                json!({ "name": name, "colour": format!("#{red:02x}{green:02x}{blue:02x}") }),
+            ),
+            Err(e) => r.failed("own-window", &e),
+        }
+    }
+
+    /// `:N` or `:N.S` → N.
+    fn display_number(display: &str) -> Option<u16> {
+        let rest = display.strip_prefix(':')?;
+        rest.split('.').next()?.parse().ok()
+    }
+
+    /// Connects to `$DISPLAY` the way the real renderer does (libxcb and x11rb both try the
+    /// abstract socket, then the path one), once its socket exists.
+    fn connect_own(r: &Report) -> Option<(RustConnection, usize)> {
+        let display = std::env::var("DISPLAY").unwrap_or_default();
+        r.line(
+            "own-env",
+            "ok",
+            json!({
+                "DISPLAY": display,
+                "XAUTHORITY": std::env::var("XAUTHORITY").ok(),
+            }),
+        );
+        let n = display_number(&display)?;
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        let start = Instant::now();
+        while !socket.exists() && start.elapsed() < DISPLAY_WAIT {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        match RustConnection::connect(None) {
+            Ok((conn, screen)) => {
+                r.line(
+                    "own-connect",
+                    "ok",
+                    json!({ "display": display, "after_ms": start.elapsed().as_millis() as u64 }),
+                );
+                Some((conn, screen))
+            }
+            Err(e) => {
+                r.line(
+                    "own-connect",
+                    "error",
+                    json!(format!(
+                        "{display}: {e} (socket exists: {})",
+                        socket.exists()
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// Applies the Landlock scoping the real renderer applies once its X connection exists (when
+    /// the browser asks for it in `WARREN_SANDBOX`): the attack runs as a page that took over a
+    /// renderer after start-up would.
+    fn landlock(r: &Report) {
+        let layers = std::env::var(warren_ipc::ENV_SANDBOX).unwrap_or_default();
+        if !layers.split(',').any(|l| l == "landlock") {
+            r.line(
+                "landlock",
+                "ok",
+                json!(format!(
+                    "not asked for ({}={layers:?})",
+                    warren_ipc::ENV_SANDBOX
+                )),
+            );
+            return;
+        }
+        #[repr(C)]
+        struct RulesetAttr {
+            handled_access_fs: u64,
+            handled_access_net: u64,
+            scoped: u64,
+        }
+        // LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL (Landlock ABI 6).
+        let attr = RulesetAttr {
+            handled_access_fs: 0,
+            handled_access_net: 0,
+            scoped: 0b11,
+        };
+        // SAFETY: plain system calls with a fully initialised attribute struct of the size given.
+        let result = unsafe {
+            let fd = libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                &attr as *const RulesetAttr,
+                std::mem::size_of::<RulesetAttr>(),
+                0u32,
+            );
+            if fd < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                let done = libc::syscall(libc::SYS_landlock_restrict_self, fd as i32, 0u32);
+                let err = std::io::Error::last_os_error();
+                libc::close(fd as i32);
+                if done == 0 {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        };
+        match result {
+            Ok(()) => r.line("landlock", "ok", json!("abstract-unix-socket,signal")),
+            Err(e) => r.line("landlock", "error", json!(e.to_string())),
+        }
+    }
+
+    /// `ENOENT` for an errno, for the report.
+    fn errno_name(e: &std::io::Error) -> String {
+        match e.raw_os_error() {
+            Some(code) => format!("{:?}", nix::errno::Errno::from_raw(code)),
+            None => format!("{:?}", e.kind()),
+        }
+    }
+
+    fn connect_status(e: &std::io::Error) -> &'static str {
+        match e.kind() {
+            ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::ConnectionRefused => {
+                "denied"
+            }
+            _ if e.raw_os_error() == Some(libc::EPERM) => "denied",
+            _ => "error",
+        }
+    }
+
+    /// Tries the user's display `:n` through its path socket and its abstract socket; attacks it
+    /// through whichever connects.
+    fn reach_outer(n: u16, r: &Report) {
+        let name = format!("/tmp/.X11-unix/X{n}");
+        let path = UnixStream::connect(&name);
+        let abstract_ = {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .and_then(|addr| UnixStream::connect_addr(&addr))
+        };
+        let mut streams = Vec::new();
+        for (what, result) in [
+            ("outer-path-connect", path),
+            ("outer-abstract-connect", abstract_),
+        ] {
+            match result {
+                Ok(s) => {
+                    r.line(what, "ok", json!(name));
+                    streams.push((what, s));
+                }
+                Err(e) => r.line(
+                    what,
+                    connect_status(&e),
+                    json!({ "errno": errno_name(&e), "message": e.to_string() }),
+                ),
+            }
+        }
+        let Some((via, stream)) = streams.into_iter().next() else {
+            return;
+        };
+        let (auth_name, auth_data) = cookie_for(n).unwrap_or_default();
+        let conn = DefaultStream::from_unix_stream(stream).map_err(ConnectionError::from);
+        let conn = conn.and_then(|(s, _)| {
+            RustConnection::connect_to_stream_with_auth_info(s, 0, auth_name, auth_data)
+                .map_err(|e| ConnectionError::IoError(std::io::Error::other(e.to_string())))
+        });
+        match conn {
+            Ok(conn) => {
+                r.line("outer-setup", "ok", json!({ "via": via }));
+                against(&conn, 0, "outer", r);
+            }
+            Err(e) => r.line("outer-setup", "denied", json!(e.to_string())),
+        }
+    }
+
+    /// Every attack against one display: list its windows, read its pixels, type into it (XTEST)
+    /// and send key events to its windows.
+    fn against(conn: &RustConnection, screen: usize, scope: &str, r: &Report) {
+        let Some(root) = conn.setup().roots.get(screen).map(|s| s.root) else {
+            r.line(&format!("{scope}-screen"), "error", json!("no such screen"));
+            return;
+        };
+        let top_level = query_tree(conn, root, scope, r);
+        get_image(conn, screen, scope, r);
+        xtest_keys(conn, root, scope, r);
+        send_keys(conn, root, &top_level, scope, r);
+    }
+
+    /// Lists the windows below the root (breadth first, at most [`MAX_WINDOWS`]) with their
+    /// names; returns the top-level ones.
+    fn query_tree(conn: &RustConnection, root: Window, scope: &str, r: &Report) -> Vec<Window> {
+        let what = format!("{scope}-query-tree");
+        let top = match conn
+            .query_tree(root)
+            .map_err(ReplyError::from)
+            .and_then(|c| c.reply())
+        {
+            Ok(reply) => reply.children,
+            Err(e) => {
+                r.failed(&what, &e);
+                return Vec::new();
+            }
+        };
+        let net_wm_name = conn
+            .intern_atom(false, b"_NET_WM_NAME")
+            .ok()
+            .and_then(|c| c.reply().ok())
+            .map(|a| a.atom);
+        let mut names = Vec::new();
+        let mut count = 0usize;
+        let mut queue: std::collections::VecDeque<Window> = top.iter().copied().collect();
+        while let Some(w) = queue.pop_front() {
+            if count >= MAX_WINDOWS {
+                break;
+            }
+            count += 1;
+            for atom in [Some(u32::from(AtomEnum::WM_NAME)), net_wm_name]
+                .into_iter()
+                .flatten()
+            {
+                let name = conn
+                    .get_property(false, w, atom, AtomEnum::ANY, 0, 64)
+                    .ok()
+                    .and_then(|c| c.reply().ok())
+                    .filter(|p| !p.value.is_empty())
+                    .map(|p| String::from_utf8_lossy(&p.value).into_owned());
+                if let Some(name) = name {
+                    if !names.contains(&name) && names.len() < 64 {
+                        names.push(name);
+                    }
+                }
+            }
+            if let Ok(children) = conn
+                .query_tree(w)
+                .map_err(ReplyError::from)
+                .and_then(|c| c.reply())
+            {
+                queue.extend(children.children);
+            }
+        }
+        r.line(
+            &what,
+            "ok",
+            json!({ "top_level": top.len(), "count": count, "names": names }),
+        );
+        top
+    }
+
+    /// Reads the whole root window and reports its size and most common colours.
+    fn get_image(conn: &RustConnection, screen: usize, scope: &str, r: &Report) {
+        let what = format!("{scope}-get-image");
+        let s = &conn.setup().roots[screen];
+        let (w, h) = (s.width_in_pixels, s.height_in_pixels);
+        let reply = conn
+            .get_image(ImageFormat::Z_PIXMAP, s.root, 0, 0, w, h, !0)
+            .map_err(ReplyError::from)
+            .and_then(|c| c.reply());
+        let image = match reply {
+            Ok(image) => image,
+            Err(e) => return r.failed(&what, &e),
+        };
+        let visual = s
+            .allowed_depths
+            .iter()
+            .flat_map(|d| &d.visuals)
+            .find(|v| v.visual_id == image.visual);
+        let bpp = conn
+            .setup()
+            .pixmap_formats
+            .iter()
+            .find(|f| f.depth == image.depth)
+            .map(|f| f.bits_per_pixel);
+        let (Some(visual), Some(32)) = (visual, bpp) else {
+            return r.line(
+                &what,
+                "ok",
+                json!({ "width": w, "height": h, "depth": image.depth, "bytes": image.data.len(),
+                        "colours": [], "note": "pixel format not decoded" }),
+            );
+        };
+        let big = conn.setup().image_byte_order == ImageOrder::MSB_FIRST;
+        let mut counts: HashMap<[u8; 3], u64> = HashMap::new();
+        for px in image.data.chunks_exact(4) {
+            let bytes = [px[0], px[1], px[2], px[3]];
+            let v = if big {
+                u32::from_be_bytes(bytes)
+            } else {
+                u32::from_le_bytes(bytes)
+            };
+            let channel = |mask: u32| {
+                if mask == 0 {
+                    return 0;
+                }
+                ((v & mask) >> mask.trailing_zeros()) as u8
+            };
+            *counts
+                .entry([
+                    channel(visual.red_mask),
+                    channel(visual.green_mask),
+                    channel(visual.blue_mask),
+                ])
+                .or_default() += 1;
+        }
+        let mut common: Vec<([u8; 3], u64)> = counts.iter().map(|(c, n)| (*c, *n)).collect();
+        common.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let colours: Vec<_> = common
+            .iter()
+            .take(8)
+            .map(|([r, g, b], n)| json!([format!("#{r:02x}{g:02x}{b:02x}"), n]))
+            .collect();
+        r.line(
+            &what,
+            "ok",
+            json!({ "width": w, "height": h, "depth": image.depth, "distinct": counts.len(),
+                    "colours": colours }),
+        );
+    }
+
+    /// The first keycode that produces `keysym` without modifiers.
+    fn keycode(conn: &RustConnection, keysym: u32) -> Option<u8> {
+        let setup = conn.setup();
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let map = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .ok()?
+            .reply()
+            .ok()?;
+        let per = usize::from(map.keysyms_per_keycode).max(1);
+        map.keysyms
+            .chunks(per)
+            .position(|syms| syms.first() == Some(&keysym))
+            .and_then(|i| u8::try_from(usize::from(min) + i).ok())
+    }
+
+    /// XTEST: Ctrl+T, then "evil" and Return, as if typed on the display's keyboard.
+    fn xtest_keys(conn: &RustConnection, root: Window, scope: &str, r: &Report) {
+        let what = format!("{scope}-xtest");
+        if conn
+            .extension_information(xtest::X11_EXTENSION_NAME)
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            return r.line(&what, "error", json!("the XTEST extension is absent"));
+        }
+        let keys: Vec<u32> = "tevil".chars().map(u32::from).collect();
+        let codes: Option<Vec<u8>> = std::iter::once(CONTROL_L)
+            .chain(keys)
+            .chain(std::iter::once(RETURN))
+            .map(|k| keycode(conn, k))
+            .collect();
+        let Some(codes) = codes else {
+            return r.line(
+                &what,
+                "error",
+                json!("no keycode for Control_L, t, e, v, i, l or Return"),
+            );
+        };
+        let (ctrl, t, typed) = (codes[0], codes[1], &codes[2..]);
+        let fake = |kind: u8, code: u8| -> Result<(), ReplyError> {
+            conn.xtest_fake_input(kind, code, 0, root, 0, 0, 0)?.check()
+        };
+        let press = xproto::KEY_PRESS_EVENT;
+        let release = xproto::KEY_RELEASE_EVENT;
+        let mut sent = 0;
+        let mut result = (|| {
+            fake(press, ctrl)?;
+            fake(press, t)?;
+            fake(release, t)?;
+            fake(release, ctrl)?;
+            sent += 4;
+            Ok(())
+        })();
+        if result.is_ok() {
+            // The new tab's address bar takes the keyboard after a moment.
+            std::thread::sleep(Duration::from_millis(500));
+            result = typed.iter().try_for_each(|&code| {
+                fake(press, code)?;
+                fake(release, code)?;
+                sent += 2;
+                Ok(())
+            });
+        }
+        match result {
+            Ok(()) => r.line(&what, "ok", json!({ "events": sent })),
+            Err(e) => r.failed(&what, &e),
+        }
+    }
+
+    /// SendEvent: Ctrl+T key presses to the input focus and to every top-level window.
+    fn send_keys(conn: &RustConnection, root: Window, top: &[Window], scope: &str, r: &Report) {
+        let what = format!("{scope}-send-event");
+        let Some(t) = keycode(conn, u32::from('t')) else {
+            return r.line(&what, "error", json!("no keycode for t"));
+        };
+        let focus = conn
+            .get_input_focus()
+            .map_err(ReplyError::from)
+            .and_then(|c| c.reply())
+            .map(|f| f.focus);
+        // PointerRoot (1) and None (0) are not windows: send to "the input focus" instead.
+        let focus = match focus {
+            Ok(f) if f > 1 => f,
+            _ => INPUT_FOCUS,
+        };
+        let mut targets = vec![focus];
+        targets.extend(top.iter().copied().filter(|w| *w != focus));
+        let (mut ok, mut refused) = (0, Vec::new());
+        for window in targets {
+            let event = |response_type| KeyPressEvent {
+                response_type,
+                detail: t,
+                sequence: 0,
+                time: x11rb::CURRENT_TIME,
+                root,
+                event: window,
+                child: NONE,
+                root_x: 1,
+                root_y: 1,
+                event_x: 1,
+                event_y: 1,
+                state: KeyButMask::CONTROL,
+                same_screen: true,
+            };
+            let sent = [xproto::KEY_PRESS_EVENT, xproto::KEY_RELEASE_EVENT]
+                .into_iter()
+                .try_for_each(|kind| {
+                    conn.send_event(
+                        true,
+                        window,
+                        EventMask::KEY_PRESS | EventMask::KEY_RELEASE,
+                        event(kind),
+                    )?
+                    .check()
+                });
+            match sent {
+                Ok(()) => ok += 1,
+                Err(e) => refused.push(format!("{window:#x}: {e:?}")),
+            }
+        }
+        let status = if ok > 0 { "ok" } else { "denied" };
+        r.line(
+            &what,
+            status,
+            json!({ "focus": format!("{focus:#x}"), "sent_to": ok, "refused": refused }),
+        );
+    }
+
+    /// What kind of file a directory entry is, for the report.
+    fn file_kind(t: std::fs::FileType) -> &'static str {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_socket() {
+            "socket"
+        } else if t.is_file() {
+            "file"
+        } else if t.is_dir() {
+            "dir"
+        } else if t.is_symlink() {
+            "symlink"
+        } else {
+            "other"
+        }
+    }
+
+    /// Lists `/tmp/.X11-unix/` with each entry's kind: which displays' sockets this process can
+    /// see at all.
+    fn socket_dir(r: &Report) {
+        match std::fs::read_dir("/tmp/.X11-unix") {
+            Ok(entries) => {
+                let mut found: Vec<(String, &str)> = entries
+                    .flatten()
+                    .map(|e| {
+                        let kind = e.file_type().map_or("unknown", file_kind);
+                        (e.file_name().to_string_lossy().into_owned(), kind)
+                    })
+                    .collect();
+                found.sort();
+                let listed: Vec<_> = found
+                    .iter()
+                    .map(|(name, kind)| json!({ "name": name, "type": kind }))
+                    .collect();
+                r.line("socket-dir", "ok", json!(listed));
+            }
+            Err(e) => r.line("socket-dir", connect_status(&e), json!(errno_name(&e))),
+        }
+    }
+
+    /// Reports which displays the Xauthority files this process can read hold cookies for.
+    fn xauthority(r: &Report) {
+        let mut files = Vec::new();
+        if let Some(x) = std::env::var_os("XAUTHORITY") {
+            files.push(PathBuf::from(x));
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            files.push(Path::new(&home).join(".Xauthority"));
+        }
+        for file in files {
+            let what = "xauthority";
+            match std::fs::read(&file) {
+                Ok(bytes) => {
+                    let displays: Vec<String> = cookies(&bytes)
+                        .into_iter()
+                        .map(|c| String::from_utf8_lossy(&c.number).into_owned())
+                        .collect();
+                    r.line(what, "ok", json!({ "path": file, "displays": displays }));
+                }
+                Err(e) => r.line(
+                    what,
+                    connect_status(&e),
+                    json!({ "path": file, "errno": errno_name(&e) }),
+                ),
+            }
+        }
+    }
+
+    /// One Xauthority entry.
+    struct Cookie {
+        number: Vec<u8>,
+        name: Vec<u8>,
+        data: Vec<u8>,
+    }
+
+    /// Parses an Xauthority file: entries of a big-endian u16 family, then address, display
+    /// number, auth name and auth data, each a big-endian u16 length and bytes. Stops at the
+    /// first malformed entry.
+    fn cookies(bytes: &[u8]) -> Vec<Cookie> {
+        fn field<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+            let len = usize::from(u16::from_be_bytes([*b.first()?, *b.get(1)?]));
+            let out = b.get(2..2 + len)?;
+            *b = &b[2 + len..];
+            Some(out)
+        }
+        let mut b = bytes;
+        let mut out = Vec::new();
+        while b.len() >= 2 {
+            b = &b[2..];
+            let (Some(_address), Some(number), Some(name), Some(data)) =
+                (field(&mut b), field(&mut b), field(&mut b), field(&mut b))
+            else {
+                break;
+            };
+            out.push(Cookie {
+                number: number.to_vec(),
+                name: name.to_vec(),
+                data: data.to_vec(),
+            });
+        }
+        out
+    }
+
+    /// The first cookie for display `n` in any Xauthority file this process can read.
+    fn cookie_for(n: u16) -> Option<(Vec<u8>, Vec<u8>)> {
+        let mut files = Vec::new();
+        if let Some(x) = std::env::var_os("XAUTHORITY") {
+            files.push(PathBuf::from(x));
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            files.push(Path::new(&home).join(".Xauthority"));
+        }
+        let number = n.to_string().into_bytes();
+        files.iter().find_map(|f| {
+            let bytes = std::fs::read(f).ok()?;
+            cookies(&bytes)
+                .into_iter()
+                .find(|c| c.number == number)
+                .map(|c| (c.name, c.data))
+        })
+    }
 }

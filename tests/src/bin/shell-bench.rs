@@ -1,6 +1,7 @@
 //! Shell benchmark: cold new-tab, crash-detection and close latencies, the memory (PSS) of the browser and of each tab's process tree, the browser's idle CPU, the memory saved by discarding tabs and the restore of a discarded tab, measured on the real binaries under a private Xvfb.
 //!
-//! Usage: `shell-bench [--runs N]` (default 10 runs, after one warm-up run that is not counted).
+//! Usage: `shell-bench [--runs N] [--only SECTIONS] [--displays FROM-TO]` (default 10 runs, after
+//! one warm-up run that is not counted; every section; any free X display).
 //! It uses the end-to-end harness (`warren_tests`): its own Xvfb, a browser with a temporary
 //! profile and control socket, pages from a local HTTP server, and `/proc`. Latencies are taken
 //! by polling every 10 ms, so each includes up to one poll interval plus one control round trip.
@@ -11,7 +12,15 @@
 //! * close: `close` → none of the tab's processes (renderer, WebKitWebProcess,
 //!   WebKitNetworkProcess, collected before) is alive (target: 2 s);
 //! * memory: PSS from `/proc/PID/smaps_rollup` of the browser and of each tab's whole tree with
-//!   1, 5 and 10 idle tabs, in a fresh browser;
+//!   1, 5 and 10 idle tabs, in a fresh browser; a tab's tree is its renderer's and its nested
+//!   display's (bubblewrap and `Xephyr`: the rows the `task_manager` command puts under the tab
+//!   that are not in the renderer's tree). The same levels again in a browser with
+//!   `--display-isolation none` give what the nested display adds per tab;
+//! * key latency: 30 key presses sent with XTEST to the outer display, 100 ms apart, into a page
+//!   whose `keydown` handler records `Date.now()`, with nested displays and with
+//!   `--display-isolation none`: the time from just before each press was sent to the handler
+//!   (both clocks are the system's wall clock; `Date.now()` counts whole milliseconds, so each
+//!   sample reads up to 1 ms short, which is fine next to delays of several milliseconds);
 //! * idle CPU: the browser process's CPU use with 10 idle tabs, without and with the Task Manager
 //!   window (issue 3's target: under 2% of one core with the window open);
 //! * memory with discarding: the PSS of the whole browser tree (browser and every renderer tree)
@@ -55,6 +64,21 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 const MEMORY_LEVELS: [usize; 3] = [1, 5, 10];
 /// How long the tabs sit idle before memory is read.
 const SETTLE: Duration = Duration::from_secs(3);
+/// How many keys the key-latency measurement presses, and how far apart.
+const KEY_PRESSES: usize = 30;
+const KEY_SPACING: Duration = Duration::from_millis(100);
+/// The key-latency page: every `a` pressed while it has focus appends `Date.now()` to
+/// `keyTimes` (on `window`, in the capture phase, so nothing in the page can stop it first).
+const KEY_PAGE: &str = "<!doctype html><html><head><title>bench keys</title>\
+<style>html,body{margin:0;height:100%;background:#fff}input{width:90%;font-size:20px}</style></head>\
+<body><input id=\"field\" autofocus>\
+<script>window.keyTimes = []; addEventListener('keydown', e => { if (e.key === 'a') \
+keyTimes.push(Date.now()); }, true);</script></body></html>";
+const KEY_TITLE: &str = "bench keys";
+/// Where the benchmark clicks to give the page focus: inside the content area.
+const CONTENT_POINT: (&str, &str) = ("500", "400");
+/// The executable of a tab's nested display.
+const DISPLAY_SERVER: &str = "Xephyr";
 /// How long the browser's CPU time is sampled for the idle-CPU figure.
 const CPU_WINDOW: Duration = Duration::from_secs(10);
 /// The heavy benchmark page: a few thousand rows of text, a 2048x2048 canvas drawn on and
@@ -79,19 +103,63 @@ const RESTORE_TARGET: f64 = 1.5;
 /// an "all live" run really is all live on a busy machine.
 const LIFECYCLE_FLAGS: [&str; 4] = ["--low-memory-percent", "0", "--freeze-after", "off"];
 
-const USAGE: &str = "usage: shell-bench [--runs N]\n\
+const USAGE: &str = "usage: shell-bench [--runs N] [--only SECTIONS] [--displays FROM-TO]\n\
 \n\
 Measures Warren's shell on the release binaries (target/release, or $WARREN_BIN_DIR) under a\n\
-private Xvfb: cold new-tab, crash-detection and close latencies over N runs (default 10, after\n\
-one warm-up run), PSS per tab with 1, 5 and 10 idle tabs, the browser's idle CPU, the whole\n\
-tree's PSS with 10 heavy tabs all live and with --max-live-tabs 2, and the restore of a\n\
-discarded tab against a fresh load of the same page (N runs each, medians).\n\
+private Xvfb, in sections:\n\
+  latencies   cold new-tab, crash-detection and close latencies over N runs (default 10, after\n\
+              one warm-up run)\n\
+  memory      PSS per tab with 1, 5 and 10 idle tabs, with nested displays and with\n\
+              --display-isolation none (what the nested display costs per tab); the latency\n\
+              from a key press (XTEST) to the page's keydown handler, both ways; the browser's\n\
+              idle CPU\n\
+  discarding  the whole tree's PSS with 10 heavy tabs all live and with --max-live-tabs 2\n\
+  restore     the restore of a discarded tab against a fresh load of the same page (N runs\n\
+              each, medians)\n\
+--only takes a comma-separated list of sections (default: all). --displays FROM-TO starts the\n\
+private Xvfb on the first free display of :FROM to :TO (default: any free one).\n\
 A missed target is printed; a failed run or a broken setup makes the exit status 1.\n\
 Build first: cargo build --release --bins (or run `make bench`).";
 
+/// The parts of the benchmark, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Section {
+    Latencies,
+    Memory,
+    Discarding,
+    Restore,
+}
+
+impl Section {
+    const ALL: [Section; 4] = [
+        Section::Latencies,
+        Section::Memory,
+        Section::Discarding,
+        Section::Restore,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Latencies => "latencies",
+            Section::Memory => "memory",
+            Section::Discarding => "discarding",
+            Section::Restore => "restore",
+        }
+    }
+}
+
+/// The command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Options {
+    runs: usize,
+    sections: Vec<Section>,
+    /// The X displays the private Xvfb may use; any free one when `None`.
+    displays: Option<std::ops::RangeInclusive<u32>>,
+}
+
 fn main() -> ExitCode {
-    let runs = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(runs)) => runs,
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
         Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -101,9 +169,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let runs = options.runs;
+    let wanted = |section| options.sections.contains(&section);
     interrupt::install();
     let mut report = Report::default();
-    let x = Xvfb::start();
+    let x = match &options.displays {
+        Some(range) => Xvfb::start_in(range.clone()),
+        None => Xvfb::start(),
+    };
     interrupt::watch(x.pid(), None);
     let http = HttpServer::start();
     eprintln!(
@@ -113,22 +186,32 @@ fn main() -> ExitCode {
         http.origin(),
         warren_tests::bin_dir().display()
     );
-    latencies(&x, &http, runs, &mut report);
-    memory_and_idle_cpu(&x, &http, &mut report);
-    let started = Instant::now();
-    discard_memory(&x, &http, &mut report);
-    let memory_took = started.elapsed();
-    let started = Instant::now();
-    restore_vs_fresh(&x, &http, runs, &mut report);
-    report.notes.push(format!(
-        "the discarding measurements took {:.0} s (memory) and {:.0} s (restore)",
-        memory_took.as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    ));
+    if wanted(Section::Latencies) {
+        latencies(&x, &http, runs, &mut report);
+    }
+    if wanted(Section::Memory) {
+        memory_and_idle_cpu(&x, &http, &mut report);
+    }
+    if wanted(Section::Discarding) {
+        let started = Instant::now();
+        discard_memory(&x, &http, &mut report);
+        report.notes.push(format!(
+            "the memory-with-discarding measurement took {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    if wanted(Section::Restore) {
+        let started = Instant::now();
+        restore_vs_fresh(&x, &http, runs, &mut report);
+        report.notes.push(format!(
+            "the restore measurement took {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
     drop(http);
     interrupt::unwatch(x.pid());
     drop(x);
-    print!("{}", report.render(runs));
+    print!("{}", report.render(runs, &options.sections));
     if report.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -136,31 +219,61 @@ fn main() -> ExitCode {
     }
 }
 
-/// `Ok(Some(runs))`, `Ok(None)` for `--help`, or a usage error.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<usize>, String> {
-    let mut runs = 10;
+/// `Ok(Some(options))`, `Ok(None)` for `--help`, or a usage error.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options {
+        runs: 10,
+        sections: Section::ALL.to_vec(),
+        displays: None,
+    };
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(None),
+        if arg == "--help" || arg == "-h" {
+            return Ok(None);
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+            None => (arg.clone(), None),
+        };
+        if !["--runs", "--only", "--displays"].contains(&flag.as_str()) {
+            return Err(format!("unknown argument {arg:?}"));
+        }
+        let value = match inline {
+            Some(value) => value,
+            None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
+        };
+        match flag.as_str() {
             "--runs" => {
-                let value = args.next().ok_or("--runs needs a number")?;
-                runs =
+                options.runs =
                     value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                         format!("--runs takes a whole number >= 1, not {value:?}")
                     })?;
             }
-            other => {
-                if let Some(value) = other.strip_prefix("--runs=") {
-                    runs = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        format!("--runs takes a whole number >= 1, not {value:?}")
-                    })?;
-                } else {
-                    return Err(format!("unknown argument {other:?}"));
+            "--only" => {
+                options.sections = Section::ALL
+                    .into_iter()
+                    .filter(|s| value.split(',').any(|v| v.trim() == s.name()))
+                    .collect();
+                let known = |v: &str| Section::ALL.iter().any(|s| s.name() == v.trim());
+                if let Some(bad) = value.split(',').find(|v| !known(v)) {
+                    return Err(format!(
+                        "--only takes sections among {}, not {bad:?}",
+                        Section::ALL.map(Section::name).join(", ")
+                    ));
                 }
+            }
+            _ => {
+                let range = value
+                    .split_once('-')
+                    .and_then(|(a, b)| Some(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?))
+                    .filter(|r| !r.is_empty())
+                    .ok_or_else(|| {
+                        format!("--displays takes FROM-TO, such as 80-89, not {value:?}")
+                    })?;
+                options.displays = Some(range);
             }
         }
     }
-    Ok(Some(runs))
+    Ok(Some(options))
 }
 
 /// Everything measured, printed at the end.
@@ -169,7 +282,12 @@ struct Report {
     new_tab: Vec<Duration>,
     crash: Vec<Duration>,
     close: Vec<Duration>,
+    /// With nested displays (the default).
     memory: Vec<MemoryLevel>,
+    /// The same levels with `--display-isolation none`.
+    memory_none: Vec<MemoryLevel>,
+    /// Key press to `keydown`, with nested displays and without.
+    keys: Vec<KeyLatency>,
     idle_cpu: Option<IdleCpu>,
     /// The whole tree with [`DISCARD_TABS`] heavy tabs all live.
     all_live: Option<TreeMemory>,
@@ -193,6 +311,23 @@ struct MemoryLevel {
     outside: Vec<Proc>,
 }
 
+impl MemoryLevel {
+    /// The whole browser tree.
+    fn total(&self) -> u64 {
+        self.browser_kb + self.per_tab.iter().map(TabMemory::total).sum::<u64>() + self.outside_kb
+    }
+
+    /// The median over the tabs of `figure`.
+    fn median_per_tab(&self, figure: impl Fn(&TabMemory) -> u64) -> u64 {
+        let mut values: Vec<u64> = self.per_tab.iter().map(figure).collect();
+        values.sort_unstable();
+        values
+            .get(values.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
 /// One tab's tree, PSS in KiB by kind of process.
 struct TabMemory {
     tab_id: u64,
@@ -200,13 +335,23 @@ struct TabMemory {
     web_kb: u64,
     network_kb: u64,
     other_kb: u64,
+    /// The tab's nested display: `Xephyr` and the bubblewrap around it.
+    display_kb: u64,
     processes: usize,
 }
 
 impl TabMemory {
     fn total(&self) -> u64 {
-        self.renderer_kb + self.web_kb + self.network_kb + self.other_kb
+        self.renderer_kb + self.web_kb + self.network_kb + self.other_kb + self.display_kb
     }
+}
+
+/// Key press (XTEST on the outer display) to the page's `keydown` handler.
+struct KeyLatency {
+    /// `--display-isolation`'s value.
+    isolation: &'static str,
+    /// Milliseconds from just before each press was sent to `Date.now()` in the handler.
+    delays_ms: Vec<f64>,
 }
 
 /// PSS (KiB) of a whole browser tree by kind of process, once its tabs have settled.
@@ -218,13 +363,20 @@ struct TreeMemory {
     renderer_kb: u64,
     web_kb: u64,
     network_kb: u64,
-    /// Processes in tab trees that are none of the three, and processes in no tab.
+    /// The nested displays' trees (bubblewrap and `Xephyr`).
+    display_kb: u64,
+    /// Processes in renderer trees that are none of the three, and processes in no tab.
     other_kb: u64,
 }
 
 impl TreeMemory {
     fn total(&self) -> u64 {
-        self.browser_kb + self.renderer_kb + self.web_kb + self.network_kb + self.other_kb
+        self.browser_kb
+            + self.renderer_kb
+            + self.web_kb
+            + self.network_kb
+            + self.display_kb
+            + self.other_kb
     }
 }
 
@@ -246,13 +398,42 @@ struct IdleCpu {
 }
 
 impl Report {
-    fn render(&self, runs: usize) -> String {
+    fn render(&self, runs: usize, sections: &[Section]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
             "\nWarren shell benchmark: {runs} runs after 1 warm-up run; latencies polled every {} ms",
             POLL.as_millis()
         );
+        if sections.contains(&Section::Latencies) {
+            self.render_latencies(&mut out, runs);
+        }
+        if sections.contains(&Section::Memory) {
+            self.render_memory(&mut out);
+            self.render_display(&mut out);
+        }
+        if sections.contains(&Section::Discarding) {
+            self.render_discarding(&mut out);
+        }
+        if sections.contains(&Section::Restore) {
+            self.render_restore(&mut out, runs);
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(out, "\nnotes:");
+            for n in &self.notes {
+                let _ = writeln!(out, "  - {n}");
+            }
+        }
+        if !self.problems.is_empty() {
+            let _ = writeln!(out, "\nproblems:");
+            for p in &self.problems {
+                let _ = writeln!(out, "  - {p}");
+            }
+        }
+        out
+    }
+
+    fn render_latencies(&self, out: &mut String, runs: usize) {
         let _ = writeln!(
             out,
             "{:<34} {:>9} {:>9} {:>9}   {:<12} met",
@@ -274,6 +455,10 @@ impl Report {
         for (name, samples, target) in rows {
             let _ = writeln!(out, "{}", latency_row(name, samples, runs, target));
         }
+    }
+
+    /// Memory per tab with nested displays, and the browser's idle CPU.
+    fn render_memory(&self, out: &mut String) {
         for level in &self.memory {
             let _ = writeln!(
                 out,
@@ -283,18 +468,19 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "  {:<8} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                "tab", "renderer", "web", "network", "other", "total"
+                "  {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "tab", "renderer", "web", "network", "other", "display", "total"
             );
             for t in &level.per_tab {
                 let _ = writeln!(
                     out,
-                    "  {:<8} {:>9} {:>9} {:>9} {:>9} {:>9}   ({} processes)",
+                    "  {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}   ({} processes)",
                     t.tab_id,
                     mib(t.renderer_kb),
                     mib(t.web_kb),
                     mib(t.network_kb),
                     mib(t.other_kb),
+                    mib(t.display_kb),
                     mib(t.total()),
                     t.processes
                 );
@@ -326,11 +512,7 @@ impl Report {
                         .join(", ")
                 );
             }
-            let _ = writeln!(
-                out,
-                "  total                    {:>9}",
-                mib(level.browser_kb + tabs_kb + level.outside_kb)
-            );
+            let _ = writeln!(out, "  total                    {:>9}", mib(level.total()));
         }
         if let Some(cpu) = &self.idle_cpu {
             let _ = writeln!(
@@ -360,33 +542,109 @@ impl Report {
                 }
             }
         }
-        self.render_discarding(&mut out, runs);
-        if !self.notes.is_empty() {
-            let _ = writeln!(out, "\nnotes:");
-            for n in &self.notes {
-                let _ = writeln!(out, "  - {n}");
-            }
-        }
-        if !self.problems.is_empty() {
-            let _ = writeln!(out, "\nproblems:");
-            for p in &self.problems {
-                let _ = writeln!(out, "  - {p}");
-            }
-        }
-        out
     }
-}
 
-impl Report {
-    /// The memory-with-discarding table and the restore table, each with its target.
-    fn render_discarding(&self, out: &mut String, runs: usize) {
+    /// What the nested display costs: memory per tab against `--display-isolation none`, and
+    /// the latency it adds from a key press to the page.
+    fn render_display(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\nnested display per tab (PSS, MiB; medians over the tabs; \"none\": --display-isolation none)"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<5} {:>9} {:>12} {:>12} {:>12} {:>16}",
+            "tabs", "display", "tab, nested", "tab, none", "difference", "tree diff / tab"
+        );
+        if self.memory.is_empty() {
+            let _ = writeln!(out, "  not measured (see problems)");
+        }
+        for nested in &self.memory {
+            let none = self.memory_none.iter().find(|l| l.tabs == nested.tabs);
+            let tab_nested = nested.median_per_tab(TabMemory::total);
+            let (tab_none, difference, tree) = match none {
+                Some(none) => {
+                    let tab_none = none.median_per_tab(TabMemory::total);
+                    let tree =
+                        (nested.total() as f64 - none.total() as f64) / nested.tabs.max(1) as f64;
+                    (
+                        mib(tab_none),
+                        mib_signed(tab_nested as f64 - tab_none as f64),
+                        mib_signed(tree),
+                    )
+                }
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<5} {:>9} {:>12} {:>12} {:>12} {:>16}",
+                nested.tabs,
+                mib(nested.median_per_tab(|t| t.display_kb)),
+                mib(tab_nested),
+                tab_none,
+                difference,
+                tree
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  (\"tree diff / tab\": the whole browser tree's PSS, nested minus none, over the tabs)"
+        );
+        let _ = writeln!(
+            out,
+            "\nkey press -> page keydown ({KEY_PRESSES} presses {} ms apart, XTEST on the outer display; ms)",
+            KEY_SPACING.as_millis()
+        );
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "isolation", "received", "median", "mean", "p95", "max"
+        );
+        if self.keys.is_empty() {
+            let _ = writeln!(out, "  not measured (see problems)");
+        }
+        for k in &self.keys {
+            let (median, p95, max) = key_figures(&k.delays_ms);
+            let _ = writeln!(
+                out,
+                "  {:<10} {:>9} {median:>8.1} {:>8.1} {p95:>8.1} {max:>8.1}",
+                k.isolation,
+                format!("{}/{KEY_PRESSES}", k.delays_ms.len()),
+                mean(&k.delays_ms),
+            );
+        }
+        let find = |isolation: &str| {
+            self.keys
+                .iter()
+                .find(|k| k.isolation == isolation && !k.delays_ms.is_empty())
+        };
+        if let (Some(nested), Some(none)) = (find("nested"), find("none")) {
+            let (n50, n95, _) = key_figures(&nested.delays_ms);
+            let (u50, u95, _) = key_figures(&none.delays_ms);
+            let _ = writeln!(
+                out,
+                "  added by the nested display: median {:+.1} ms, mean {:+.1} ms, p95 {:+.1} ms",
+                n50 - u50,
+                mean(&nested.delays_ms) - mean(&none.delays_ms),
+                n95 - u95
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  (Date.now() in the page counts whole ms: each sample reads up to 1 ms short, 0.5 ms\n   \
+             on average; the difference of the means is free of that bias)"
+        );
+    }
+
+    /// The memory-with-discarding table, with its target.
+    fn render_discarding(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "\nmemory with discarding: {DISCARD_TABS} tabs of the heavy page, whole browser tree (PSS, MiB)"
         );
         let _ = writeln!(
             out,
-            "  {:<19} {:>4} {:>9} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "  {:<19} {:>4} {:>9} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "run",
             "live",
             "discarded",
@@ -395,6 +653,7 @@ impl Report {
             "renderer",
             "web",
             "network",
+            "display",
             "other",
             "total"
         );
@@ -407,7 +666,7 @@ impl Report {
                 Some(m) => {
                     let _ = writeln!(
                         out,
-                        "  {name:<19} {:>4} {:>9} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                        "  {name:<19} {:>4} {:>9} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
                         m.live_tabs,
                         m.discarded_tabs,
                         m.processes,
@@ -415,6 +674,7 @@ impl Report {
                         mib(m.renderer_kb),
                         mib(m.web_kb),
                         mib(m.network_kb),
+                        mib(m.display_kb),
                         mib(m.other_kb),
                         mib(m.total())
                     );
@@ -437,6 +697,10 @@ impl Report {
                 let _ = writeln!(out, "  capped / all live   no ratio: a run is missing");
             }
         }
+    }
+
+    /// The restore table, with its target.
+    fn render_restore(&self, out: &mut String, runs: usize) {
         let _ = writeln!(
             out,
             "\nrestore of a discarded tab vs fresh load, medians of {runs} runs \
@@ -547,6 +811,26 @@ fn ms(d: Duration) -> String {
 
 fn mib(kb: u64) -> String {
     format!("{:.1}", kb as f64 / 1024.0)
+}
+
+fn mib_signed(kb: f64) -> String {
+    format!("{:+.1}", kb / 1024.0)
+}
+
+/// The mean of key delays in ms; zero when there are none.
+fn mean(delays_ms: &[f64]) -> f64 {
+    delays_ms.iter().sum::<f64>() / delays_ms.len().max(1) as f64
+}
+
+/// Median, p95 (nearest rank) and maximum of key delays in ms; zeros when there are none.
+fn key_figures(delays_ms: &[f64]) -> (f64, f64, f64) {
+    if delays_ms.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let mut sorted = delays_ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = |pct: usize| sorted[(pct * sorted.len()).div_ceil(100).max(1) - 1];
+    (rank(50), rank(95), sorted[sorted.len() - 1])
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -722,15 +1006,19 @@ fn latencies(x: &Xvfb, http: &HttpServer, runs: usize, report: &mut Report) {
 fn shut_down(b: &Browser, report: &mut Report) {
     let status = b.shutdown();
     if !status.success() {
-        let log = b.log();
-        let tail: Vec<&str> = log.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         report.problems.push(format!(
             "the browser exited with {status} after `shutdown`; the end of its log:\n      {}",
-            tail.join("\n      ")
+            log_tail(b, 15).join("\n      ")
         ));
     }
     interrupt::unwatch(b.pid());
+}
+
+/// The last `lines` lines of the browser's log.
+fn log_tail(b: &Browser, lines: usize) -> Vec<String> {
+    let log = b.log();
+    let tail: Vec<String> = log.lines().rev().take(lines).map(str::to_owned).collect();
+    tail.into_iter().rev().collect()
 }
 
 struct RunTimes {
@@ -805,7 +1093,18 @@ fn one_run(b: &Browser, ctl: &mut Ctl, http: &HttpServer, run: usize) -> Result<
 
 // ----- memory and idle CPU -----
 
+/// The memory levels, the key latency and the idle CPU with nested displays; then the memory
+/// levels and the key latency again with `--display-isolation none`.
 fn memory_and_idle_cpu(x: &Xvfb, http: &HttpServer, report: &mut Report) {
+    for isolation in ["nested", "none"] {
+        memory_run(x, http, isolation, report);
+    }
+}
+
+/// One browser with `--display-isolation ISOLATION`: PSS with each of [`MEMORY_LEVELS`] idle
+/// tabs, then (nested only) the browser's idle CPU, then the key latency with the idle tabs
+/// closed.
+fn memory_run(x: &Xvfb, http: &HttpServer, isolation: &'static str, report: &mut Report) {
     let idle_url = |n: usize| {
         http.html(
             &format!("/idle-{n}"),
@@ -816,6 +1115,7 @@ fn memory_and_idle_cpu(x: &Xvfb, http: &HttpServer, report: &mut Report) {
         x,
         BrowserOpts {
             urls: vec![idle_url(1)],
+            args: vec!["--display-isolation".into(), isolation.into()],
             ..Default::default()
         },
     );
@@ -827,7 +1127,9 @@ fn memory_and_idle_cpu(x: &Xvfb, http: &HttpServer, report: &mut Report) {
         .into_iter()
         .map(|id| (id, "idle 1".to_string()))
         .collect();
-    eprintln!("shell-bench: memory with {MEMORY_LEVELS:?} idle tabs");
+    eprintln!(
+        "shell-bench: memory with {MEMORY_LEVELS:?} idle tabs, --display-isolation {isolation}"
+    );
     for level in MEMORY_LEVELS {
         while open.len() < level {
             let n = open.len() + 1;
@@ -836,34 +1138,84 @@ fn memory_and_idle_cpu(x: &Xvfb, http: &HttpServer, report: &mut Report) {
                 Err(e) => {
                     report
                         .problems
-                        .push(format!("memory: opening tab {n}: {e}"));
+                        .push(format!("memory ({isolation}): opening tab {n}: {e}"));
                     return finish(b, report);
                 }
             }
         }
-        match measure_memory(&b, &mut ctl, &open) {
-            Ok(m) => report.memory.push(m),
+        match measure_memory(&b, &mut ctl, &open, isolation == "nested") {
+            Ok(m) => {
+                eprintln!(
+                    "  {level} tabs: {} MiB in all, display {} MiB per tab (median)",
+                    mib(m.total()),
+                    mib(m.median_per_tab(|t| t.display_kb))
+                );
+                match isolation {
+                    "nested" => report.memory.push(m),
+                    _ => report.memory_none.push(m),
+                }
+            }
             Err(e) => {
                 report
                     .problems
-                    .push(format!("memory with {level} tabs: {e}"));
+                    .push(format!("memory with {level} tabs ({isolation}): {e}"));
                 return finish(b, report);
             }
         }
     }
-    let tabs = b.tab_ids().len();
-    eprintln!("shell-bench: browser CPU with {tabs} idle tabs");
-    let without_window = browser_cpu(b.pid());
-    let with_window = open_task_manager(x).map(|_| {
-        // Let the window draw and settle into its once-a-second refresh first.
-        std::thread::sleep(Duration::from_secs(2));
-        browser_cpu(b.pid())
-    });
-    report.idle_cpu = Some(IdleCpu {
-        tabs,
-        without_window,
-        with_window,
-    });
+    if isolation == "nested" {
+        let tabs = b.tab_ids().len();
+        eprintln!("shell-bench: browser CPU with {tabs} idle tabs");
+        let without_window = browser_cpu(b.pid());
+        let with_window = open_task_manager(x).map(|_| {
+            // Let the window draw and settle into its once-a-second refresh first.
+            std::thread::sleep(Duration::from_secs(2));
+            browser_cpu(b.pid())
+        });
+        let opened = with_window.is_ok();
+        report.idle_cpu = Some(IdleCpu {
+            tabs,
+            without_window,
+            with_window,
+        });
+        // The window would cover the content area the key latency clicks into.
+        if opened {
+            if let Err(e) = close_task_manager(x) {
+                report.problems.push(e);
+                return finish(b, report);
+            }
+        }
+    }
+    // The key latency with one idle tab beside the key page (closing the last tab would end the
+    // browser): the same for both isolations, and no idle tabs competing for the two cores.
+    for (id, _) in open.iter().skip(1) {
+        if let Err(e) = call(&mut ctl, "close", json!({ "tab_id": id })) {
+            report
+                .problems
+                .push(format!("key latency ({isolation}): closing tab {id}: {e}"));
+            return finish(b, report);
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    eprintln!("shell-bench: key press -> keydown, --display-isolation {isolation}");
+    let mut measured = key_latency(x, &mut ctl, http, isolation);
+    if let Err(e) = &measured {
+        report.notes.push(format!(
+            "key latency ({isolation}), first attempt: {e}; the end of the browser's log:\n      {}",
+            log_tail(&b, 8).join("\n      ")
+        ));
+        measured = key_latency(x, &mut ctl, http, isolation);
+    }
+    match measured {
+        Ok(k) => {
+            let (median, p95, _) = key_figures(&k.delays_ms);
+            eprintln!("  median {median:.1} ms, p95 {p95:.1} ms");
+            report.keys.push(k);
+        }
+        Err(e) => report
+            .problems
+            .push(format!("key latency ({isolation}): {e}")),
+    }
     finish(b, report);
 }
 
@@ -872,11 +1224,17 @@ fn finish(b: Browser, report: &mut Report) {
 }
 
 /// Waits until every tab of `open` (id, title) has loaded and has both WebKit helpers, lets them
-/// settle, and reads the PSS of every process.
+/// settle, and reads the PSS of every process. Each tab's nested display is found through
+/// `task_manager`: its one row of kind `display` when `nested` (none otherwise), and the tree
+/// of the browser's child that process descends from (bubblewrap, or Xephyr itself), every
+/// process of which must be a row of the tab: the figure also checks that the Task Manager
+/// counts the display in its tab. The tab's other rows outside the renderer's tree (the
+/// sandbox around it) count as the tab's `other`.
 fn measure_memory(
     b: &Browser,
     ctl: &mut Ctl,
     open: &[(u64, String)],
+    nested: bool,
 ) -> Result<MemoryLevel, String> {
     let mut trees = Vec::new();
     for (id, title) in open {
@@ -887,19 +1245,78 @@ fn measure_memory(
     }
     std::thread::sleep(SETTLE);
     let _ = b.tree();
+    let rows = task_manager_rows(ctl)?;
     let mut per_tab = Vec::new();
     let mut in_tabs = std::collections::BTreeSet::new();
     for (id, tree) in &trees {
         // Re-read the tree: a helper may have been replaced while settling.
         let tree = procs::process_tree(tree[0].pid);
+        let in_renderer: std::collections::BTreeSet<i32> = tree.iter().map(|p| p.pid).collect();
+        let tab_rows: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["tab_id"].as_u64() == Some(*id))
+            .collect();
+        let row_pid = |r: &Value| r["pid"].as_i64().unwrap_or(0) as i32;
+        let servers: Vec<i32> = tab_rows
+            .iter()
+            .filter(|r| r["kind"] == "display")
+            .map(|r| row_pid(r))
+            .collect();
+        if servers.len() != usize::from(nested) {
+            return Err(format!(
+                "`task_manager` shows {} processes of kind `display` under tab {id}, not {}; \
+                 the tab's rows: {}",
+                servers.len(),
+                usize::from(nested),
+                Value::Array(tab_rows.into_iter().cloned().collect())
+            ));
+        }
+        // The display's whole tree: below the browser's child the display server descends from.
+        let display = match servers.first() {
+            Some(&server) => {
+                procs::process_tree(child_holding(b.pid(), server).ok_or_else(|| {
+                    format!("tab {id}'s display server {server} is not below the browser")
+                })?)
+            }
+            None => Vec::new(),
+        };
+        let counted: std::collections::BTreeSet<i32> =
+            tab_rows.iter().map(|r| row_pid(r)).collect();
+        let uncounted: Vec<Proc> = display
+            .iter()
+            .filter(|p| !counted.contains(&p.pid))
+            .cloned()
+            .collect();
+        if !uncounted.is_empty() {
+            return Err(format!(
+                "`task_manager` leaves these processes of tab {id}'s nested display out of the tab:\n{}",
+                describe(&uncounted)
+            ));
+        }
+        let in_display: std::collections::BTreeSet<i32> = display.iter().map(|p| p.pid).collect();
+        // The rest of the tab's rows outside the renderer's own tree: the sandbox around it.
+        let wrappers: Vec<i32> = counted
+            .iter()
+            .copied()
+            .filter(|pid| !in_renderer.contains(pid) && !in_display.contains(pid))
+            .collect();
         let mut m = TabMemory {
             tab_id: *id,
             renderer_kb: 0,
             web_kb: 0,
             network_kb: 0,
             other_kb: 0,
-            processes: tree.len(),
+            display_kb: 0,
+            processes: tree.len() + display.len() + wrappers.len(),
         };
+        for p in &display {
+            in_tabs.insert(p.pid);
+            m.display_kb += procs::pss_kb(p.pid).unwrap_or(0);
+        }
+        for pid in wrappers {
+            in_tabs.insert(pid);
+            m.other_kb += procs::pss_kb(pid).unwrap_or(0);
+        }
         for (i, p) in tree.iter().enumerate() {
             in_tabs.insert(p.pid);
             let pss = procs::pss_kb(p.pid).unwrap_or(0);
@@ -930,6 +1347,154 @@ fn measure_memory(
     })
 }
 
+/// The child of `browser` that `pid` is or descends from; `None` when `pid` is not below it (or
+/// an ancestor exited meanwhile).
+fn child_holding(browser: i32, pid: i32) -> Option<i32> {
+    let mut at = Proc::read(pid)?;
+    while at.ppid != browser {
+        at = Proc::read(at.ppid).filter(|p| p.pid > 1)?;
+    }
+    Some(at.pid)
+}
+
+/// The rows of a `task_manager` reply.
+fn task_manager_rows(ctl: &mut Ctl) -> Result<Vec<Value>, String> {
+    let result = call(ctl, "task_manager", Value::Null)?;
+    match &result["processes"] {
+        Value::Array(rows) => Ok(rows.clone()),
+        _ => Err(format!(
+            "`task_manager` returned {result}, without a processes list"
+        )),
+    }
+}
+
+/// Opens the key page in the foreground, clicks into it, and presses `a` [`KEY_PRESSES`] times
+/// with XTEST on the outer display, [`KEY_SPACING`] apart; then reads the handler's times.
+fn key_latency(
+    x: &Xvfb,
+    ctl: &mut Ctl,
+    http: &HttpServer,
+    isolation: &'static str,
+) -> Result<KeyLatency, String> {
+    let url = http.html("/keys", KEY_PAGE);
+    let tab = open_tab(ctl, &url, false)?;
+    wait_loaded(ctl, tab, KEY_TITLE, Instant::now())?;
+    // Let the view be mapped and painted before clicking into it.
+    std::thread::sleep(Duration::from_millis(500));
+    let keys = Keyboard::connect(x.display())?;
+    let received = |ctl: &mut Ctl| -> Result<Vec<f64>, String> {
+        let v = eval(ctl, tab, "window.keyTimes")?;
+        v.as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .ok_or_else(|| format!("the key page's keyTimes is {v}, not a list"))
+    };
+    // Focus: click into the page, press once, and wait for the handler to see it.
+    let mut focused = false;
+    for _ in 0..3 {
+        x.xdotool(&["mousemove", CONTENT_POINT.0, CONTENT_POINT.1]);
+        std::thread::sleep(Duration::from_millis(100));
+        x.xdotool(&["click", "1"]);
+        std::thread::sleep(Duration::from_millis(300));
+        keys.press_a()?;
+        let seen = poll(Instant::now(), Duration::from_secs(3), || {
+            Ok((!received(ctl)?.is_empty()).then_some(()))
+        });
+        if seen.is_ok() {
+            focused = true;
+            break;
+        }
+    }
+    if !focused {
+        return Err(format!(
+            "no key pressed after a click at {CONTENT_POINT:?} reached the page's keydown handler"
+        ));
+    }
+    eval(ctl, tab, "window.keyTimes.length = 0")?;
+    std::thread::sleep(Duration::from_millis(200));
+    let mut sent = Vec::with_capacity(KEY_PRESSES);
+    for _ in 0..KEY_PRESSES {
+        sent.push(keys.press_a()?);
+        std::thread::sleep(KEY_SPACING);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let page = received(ctl)?;
+    let _ = call(ctl, "close", json!({ "tab_id": tab }));
+    if page.len() != sent.len() {
+        return Err(format!(
+            "the page's keydown handler saw {} of the {} presses: without a one-to-one match \
+             there is no latency to compute",
+            page.len(),
+            sent.len()
+        ));
+    }
+    Ok(KeyLatency {
+        isolation,
+        delays_ms: page.iter().zip(&sent).map(|(p, s)| p - s).collect(),
+    })
+}
+
+/// An X connection to the outer display that types with XTEST, as a user's keyboard would.
+struct Keyboard {
+    conn: x11rb::rust_connection::RustConnection,
+    root: u32,
+    /// The keycode that types `a` without modifiers.
+    a: u8,
+}
+
+impl Keyboard {
+    fn connect(display: u32) -> Result<Keyboard, String> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        let name = format!(":{display}");
+        let (conn, screen) = x11rb::connect(Some(&name))
+            .map_err(|e| format!("cannot connect to the display {name}: {e}"))?;
+        let root = conn.setup().roots[screen].root;
+        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+        let map = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .map_err(|e| e.to_string())?
+            .reply()
+            .map_err(|e| format!("GetKeyboardMapping on {name}: {e}"))?;
+        const XK_A_LOWER: u32 = 0x61;
+        let per = usize::from(map.keysyms_per_keycode.max(1));
+        let a = map
+            .keysyms
+            .chunks(per)
+            .position(|syms| syms.first() == Some(&XK_A_LOWER))
+            .and_then(|i| u8::try_from(usize::from(min) + i).ok())
+            .ok_or_else(|| format!("no key of the display {name} types `a`"))?;
+        Ok(Keyboard { conn, root, a })
+    }
+
+    /// Presses and releases `a`; returns the wall-clock time (ms since the Unix epoch) taken just
+    /// before the press was sent, the clock `Date.now()` reads in the page.
+    fn press_a(&self) -> Result<f64, String> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{ConnectionExt as _, KEY_PRESS_EVENT, KEY_RELEASE_EVENT};
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        let fail = |e: &dyn std::fmt::Display| format!("XTEST FakeInput: {e}");
+        let sent = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| fail(&e))?
+            .as_secs_f64()
+            * 1000.0;
+        self.conn
+            .xtest_fake_input(KEY_PRESS_EVENT, self.a, 0, self.root, 0, 0, 0)
+            .map_err(|e| fail(&e))?;
+        self.conn.flush().map_err(|e| fail(&e))?;
+        self.conn
+            .xtest_fake_input(KEY_RELEASE_EVENT, self.a, 0, self.root, 0, 0, 0)
+            .map_err(|e| fail(&e))?;
+        // A round trip: the server has taken both events before the next press is timed.
+        self.conn
+            .get_input_focus()
+            .map_err(|e| fail(&e))?
+            .reply()
+            .map_err(|e| fail(&e))?;
+        Ok(sent)
+    }
+}
+
 /// The browser's CPU use over [`CPU_WINDOW`], in % of one core.
 fn browser_cpu(pid: i32) -> f64 {
     let before = procs::cpu_ticks(pid).unwrap_or(0);
@@ -953,6 +1518,20 @@ fn open_task_manager(x: &Xvfb) -> Result<(), String> {
     })
     .map(|_| ())
     .map_err(|e| format!("Shift+Esc opened no window titled \"Task Manager\" ({e})"))
+}
+
+/// Closes the Task Manager window as a window manager's close button would, and waits until it
+/// is gone.
+fn close_task_manager(x: &Xvfb) -> Result<(), String> {
+    let is_it = |w: &warren_tests::xvfb::XWindow| w.name.as_deref() == Some("Task Manager");
+    for w in x.windows().iter().filter(|w| is_it(w)) {
+        warren_tests::xvfb::request_close(x.display(), &w.id)?;
+    }
+    poll(Instant::now(), Duration::from_secs(10), || {
+        Ok((!x.windows().iter().any(is_it)).then_some(()))
+    })
+    .map(|_| ())
+    .map_err(|e| format!("the Task Manager window did not close ({e})"))
 }
 
 // ----- memory with discarding, and restore against fresh load -----
@@ -1044,8 +1623,9 @@ fn heavy_tabs_memory(b: &Browser, url: &str, cap: Option<usize>) -> Result<TreeM
 
 /// The renderer pids of the live tabs (in strip order) if exactly `want_live` of the
 /// [`DISCARD_TABS`] tabs have finished loading the heavy page with a renderer and the others are
-/// `discarded` without one, and every process below the browser is in a live renderer's tree;
-/// else what is not so yet.
+/// `discarded` without one, there is one nested display per live tab, and every process below
+/// the browser is in a live renderer's tree (with the sandbox around it), a display's tree or
+/// the web processes' headless display; else what is not so yet.
 fn settled_tabs(browser: i32, tabs: &[Value], want_live: usize) -> Result<Vec<i32>, String> {
     if tabs.len() != DISCARD_TABS {
         return Err(format!("{} tabs, not {DISCARD_TABS}", tabs.len()));
@@ -1074,14 +1654,24 @@ fn settled_tabs(browser: i32, tabs: &[Value], want_live: usize) -> Result<Vec<i3
             Value::Array(tabs.to_vec())
         ));
     }
+    let displays = display_trees(browser);
+    if displays.len() != want_live {
+        return Err(format!(
+            "{} nested displays for {want_live} live tabs:\n{}",
+            displays.len(),
+            describe(&displays.concat())
+        ));
+    }
+    // A renderer's tree starts at the browser's child it runs in: bubblewrap, when sandboxed.
     let in_trees: std::collections::BTreeSet<i32> = live
         .iter()
-        .flat_map(|pid| procs::process_tree(*pid))
+        .flat_map(|pid| procs::process_tree(child_holding(browser, *pid).unwrap_or(*pid)))
+        .chain(displays.into_iter().flatten())
         .map(|p| p.pid)
         .collect();
     let stray: Vec<Proc> = procs::descendants(browser)
         .into_iter()
-        .filter(|p| !in_trees.contains(&p.pid))
+        .filter(|p| !in_trees.contains(&p.pid) && !is_web_display(p, browser))
         .collect();
     if !stray.is_empty() {
         return Err(format!(
@@ -1090,6 +1680,22 @@ fn settled_tabs(browser: i32, tabs: &[Value], want_live: usize) -> Result<Vec<i3
         ));
     }
     Ok(live)
+}
+
+/// The trees below the browser that hold a nested display: each child of the browser with an
+/// `Xephyr` process in its tree (bubblewrap → bubblewrap → Xephyr, or Xephyr alone).
+fn display_trees(browser: i32) -> Vec<Vec<Proc>> {
+    procs::descendants(browser)
+        .into_iter()
+        .filter(|p| p.ppid == browser)
+        .map(|child| procs::process_tree(child.pid))
+        .filter(|tree| tree.iter().any(|p| p.name() == DISPLAY_SERVER))
+        .collect()
+}
+
+/// Whether `p` is the headless display the browser starts for WebKit's web processes.
+fn is_web_display(p: &Proc, browser: i32) -> bool {
+    p.ppid == browser && p.name() == "Xvfb"
 }
 
 /// The PSS of the browser and of every process below it, by kind.
@@ -1102,12 +1708,20 @@ fn tree_memory(browser: i32, live: &[i32], discarded_tabs: usize) -> TreeMemory 
         renderer_kb: 0,
         web_kb: 0,
         network_kb: 0,
+        display_kb: 0,
         other_kb: 0,
     };
+    let in_displays: std::collections::BTreeSet<i32> = display_trees(browser)
+        .into_iter()
+        .flatten()
+        .map(|p| p.pid)
+        .collect();
     for p in procs::descendants(browser) {
         m.processes += 1;
         let pss = procs::pss_kb(p.pid).unwrap_or(0);
-        if live.contains(&p.pid) {
+        if in_displays.contains(&p.pid) {
+            m.display_kb += pss;
+        } else if live.contains(&p.pid) {
             m.renderer_kb += pss;
         } else if p.is_webkit_web_process() {
             m.web_kb += pss;
@@ -1427,19 +2041,95 @@ mod interrupt {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Result<Option<usize>, String> {
+    fn args(list: &[&str]) -> Result<Option<Options>, String> {
         parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    fn runs(list: &[&str]) -> Result<Option<usize>, String> {
+        args(list).map(|o| o.map(|o| o.runs))
     }
 
     #[test]
     fn parses_runs() {
-        assert_eq!(args(&[]), Ok(Some(10)));
-        assert_eq!(args(&["--runs", "3"]), Ok(Some(3)));
-        assert_eq!(args(&["--runs=4"]), Ok(Some(4)));
-        assert_eq!(args(&["--help"]), Ok(None));
+        assert_eq!(runs(&[]), Ok(Some(10)));
+        assert_eq!(runs(&["--runs", "3"]), Ok(Some(3)));
+        assert_eq!(runs(&["--runs=4"]), Ok(Some(4)));
+        assert_eq!(runs(&["--help"]), Ok(None));
         assert!(args(&["--runs", "0"]).is_err());
         assert!(args(&["--runs"]).is_err());
         assert!(args(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn parses_sections_and_displays() {
+        let all = args(&[]).unwrap().unwrap();
+        assert_eq!(all.sections, Section::ALL);
+        assert_eq!(all.displays, None);
+        let some = args(&["--only", "restore,memory", "--displays=80-89"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(some.sections, [Section::Memory, Section::Restore]);
+        assert_eq!(some.displays, Some(80..=89));
+        assert!(args(&["--only", "memory,bogus"]).is_err());
+        assert!(args(&["--displays", "89-80"]).is_err());
+        assert!(args(&["--displays", "80"]).is_err());
+    }
+
+    fn level(tabs: usize, display_kb: u64, other_kb: u64) -> MemoryLevel {
+        MemoryLevel {
+            tabs,
+            browser_kb: 10_240,
+            per_tab: (0..tabs as u64)
+                .map(|i| TabMemory {
+                    tab_id: i + 1,
+                    renderer_kb: 20_480,
+                    web_kb: 0,
+                    network_kb: 0,
+                    other_kb: other_kb + i * 1024,
+                    display_kb,
+                    processes: 5,
+                })
+                .collect(),
+            outside_kb: 0,
+            outside: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn display_figures() {
+        let report = Report {
+            memory: vec![level(3, 15_360, 0)],
+            memory_none: vec![level(3, 0, 0)],
+            keys: vec![
+                KeyLatency {
+                    isolation: "nested",
+                    delays_ms: vec![5.0, 6.0, 7.0, 30.0],
+                },
+                KeyLatency {
+                    isolation: "none",
+                    delays_ms: vec![2.0, 3.0, 4.0, 10.0],
+                },
+            ],
+            ..Default::default()
+        };
+        let out = report.render(1, &[Section::Memory]);
+        // Medians over the tabs (20, 21, 22 MiB without the display): 21 + 15 against 21.
+        assert!(
+            out.contains(
+                "  3          15.0         36.0         21.0        +15.0            +15.0"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("  nested          4/30      6.0     12.0     30.0     30.0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("added by the nested display: median +3.0 ms, mean +7.2 ms, p95 +20.0 ms"),
+            "{out}"
+        );
+        assert!(!out.contains("memory with discarding"), "{out}");
+        assert_eq!(key_figures(&[]), (0.0, 0.0, 0.0));
     }
 
     #[test]
@@ -1459,6 +2149,7 @@ mod tests {
             renderer_kb: 0,
             web_kb: total_web_kb,
             network_kb: 0,
+            display_kb: 0,
             other_kb: 0,
         }
     }
@@ -1477,7 +2168,7 @@ mod tests {
             restore: vec![times(1000, 1500)],
             ..Default::default()
         };
-        let out = report.render(1);
+        let out = report.render(1, &Section::ALL);
         assert!(
             out.contains("capped / all live   0.350   target <= 0.35   PASS"),
             "{out}"
@@ -1486,12 +2177,14 @@ mod tests {
         assert!(out.contains("2.0 MiB"), "{out}");
         report.capped = Some(tree(351));
         report.restore = vec![times(1000, 1510)];
-        let out = report.render(2);
+        let out = report.render(2, &Section::ALL);
         assert!(out.contains("0.351   target <= 0.35   MISS"), "{out}");
         assert!(out.contains("1.51   <= 1.5x   MISS"), "{out}");
         assert!(out.contains("(1 of 2 runs failed)"), "{out}");
         report.capped = None;
-        assert!(report.render(1).contains("no ratio: a run is missing"));
+        assert!(report
+            .render(1, &Section::ALL)
+            .contains("no ratio: a run is missing"));
     }
 
     #[test]
