@@ -20,7 +20,9 @@ use warren_tests::{
 };
 
 /// Every `kind` the protocol defines.
-const KINDS: [&str; 7] = ["browser", "renderer", "web", "network", "spare", "display", "other"];
+const KINDS: [&str; 7] = [
+    "browser", "renderer", "web", "network", "spare", "display", "other",
+];
 
 /// Every field each `task_manager` row must carry (it may carry more).
 const FIELDS: [&str; 9] = [
