@@ -489,6 +489,18 @@ impl Drop for NestedDisplay {
         if let Some(on_end) = self.on_end.take() {
             on_end();
         }
+        if self.xephyr_window.is_none() {
+            // The renderer never came up on this display: what the server said is the clue.
+            let log = std::fs::read(self.dir.join("xephyr.log")).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&log[log.len().saturating_sub(2048)..]).into_owned();
+            if !tail.trim().is_empty() {
+                log::warn!(
+                    "tab {}'s display ended before its page showed; Xephyr said:\n{}",
+                    self.tab,
+                    tail.trim()
+                );
+            }
+        }
         self.kill();
         let _ = self.outer.conn.destroy_window(self.host_window);
         self.flush();
