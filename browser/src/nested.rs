@@ -63,6 +63,7 @@ pub const INSTALL_HINT: &str =
 /// The browser's connection to the user's display for host windows, shared by every tab.
 struct Outer {
     conn: RustConnection,
+    root: u32,
     root_depth: u8,
     root_visual: u32,
     colormap: u32,
@@ -133,6 +134,11 @@ fn spawn_servers(jobs: crossbeam_channel::Receiver<SpawnJob>) {
 }
 
 impl Nested {
+    /// The user's display's root window (the self-test's probe display lives in it, unmapped).
+    pub fn root_window(&self) -> u32 {
+        self.outer.root
+    }
+
     /// Checks that nested displays can work here: Xephyr is installed and the user's display is
     /// reachable. `bwrap`: bubblewrap when the renderer sandbox uses namespaces.
     pub fn detect(
@@ -148,6 +154,7 @@ impl Nested {
             .map_err(|e| format!("cannot connect to the display {}: {e}", user.name))?;
         let screen = &conn.setup().roots[screen];
         let outer = Outer {
+            root: screen.root,
             root_depth: screen.root_depth,
             root_visual: screen.root_visual,
             colormap: screen.default_colormap,

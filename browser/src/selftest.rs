@@ -50,9 +50,10 @@ use nix::sys::signal::{killpg, SigSet, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 pub use warren_ipc::probe::{Targets, UnixAddress};
-use warren_ipc::{Launch, TabId};
+use warren_ipc::{Bounds, Launch, TabId};
 
 use crate::cli::Options;
+use crate::nested::{Isolation, Nested};
 use crate::sandbox::display;
 use crate::sandbox::pidfd::Pidfd;
 use crate::sandbox::{Layer, Sandbox, Spec};
@@ -165,6 +166,7 @@ pub const CHECKS: &[Check] = &[
     forbidden("control-socket", "connect to the control socket"),
     forbidden("session-bus", "connect to the session bus"),
     forbidden("x-abstract", "connect to the display's abstract X socket"),
+    forbidden("x-path", "connect to the display's X socket file"),
     forbidden(
         "leave-process",
         "leave a process behind (setsid double fork)",
@@ -302,6 +304,7 @@ struct Fixture {
     /// Holds the private bus's configuration and socket.
     _scratch: tempfile::TempDir,
     x_abstract: Option<String>,
+    x_path: Option<PathBuf>,
     font: Option<(PathBuf, String)>,
     marker: String,
 }
@@ -451,6 +454,9 @@ fn prepare() -> Result<Fixture, String> {
     let x_abstract = display::Address::from_env()
         .map(|d| format!("/tmp/.X11-unix/X{}", d.number))
         .filter(|name| connect_abstract(name).is_ok());
+    let x_path = display::Address::from_env()
+        .map(|d| PathBuf::from(format!("/tmp/.X11-unix/X{}", d.number)))
+        .filter(|path| UnixStream::connect(path).is_ok());
 
     let font = find_font().and_then(|path| {
         let mut head = [0u8; 4];
@@ -475,6 +481,7 @@ fn prepare() -> Result<Fixture, String> {
         private_bus,
         _scratch: scratch,
         x_abstract,
+        x_path,
         font,
         marker: format!("wprobe-{}", &tag[..8]),
     })
@@ -835,6 +842,7 @@ fn probe(
         control_socket: fixture.control_path.clone(),
         session_bus: fixture.bus.clone(),
         x_abstract: fixture.x_abstract.clone(),
+        x_path: fixture.x_path.clone(),
         tcp_port: fixture
             .tcp
             .local_addr()
@@ -852,6 +860,29 @@ fn probe(
     let (_launch_tx, launch_rx) = ipc_channel::ipc::channel::<Launch>()
         .map_err(|e| format!("cannot create the launch channel: {e}"))?;
     let website_data_dir = fixture.website_data_dir();
+    // The probe's view of X is a tab's: its own nested display, unless the user asked for none.
+    let nested = match options.display_isolation {
+        Isolation::Nested => {
+            let nested = Nested::detect(sandbox.bwrap(), sandbox.filter())?;
+            let display = nested
+                .start(
+                    TabId(1),
+                    nested.root_window(),
+                    Bounds {
+                        x: 0,
+                        y: 0,
+                        width: 800,
+                        height: 600,
+                    },
+                    false,
+                    fixture.runtime.path().join("display"),
+                )
+                .map_err(|e| format!("cannot start a nested display for the probe: {e}"))?;
+            Some((display, nested))
+        }
+        Isolation::None => None,
+    };
+    let renderer_view = nested.as_ref().map(|(display, _)| display.renderer_view());
     let mut command = sandbox.command(Spec {
         renderer: &options.renderer,
         tab_id: TabId(1),
@@ -861,7 +892,7 @@ fn probe(
         files: &[],
         runtime_dir: fixture.runtime.path(),
         probe: Some(&argument),
-        display: None,
+        display: renderer_view.as_ref(),
     });
     command.stdout(Stdio::piped());
     let mut child = command.spawn().map_err(|e| {

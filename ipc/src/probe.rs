@@ -37,6 +37,9 @@ pub struct Targets {
     pub session_bus: Option<UnixAddress>,
     /// The user's display's abstract socket name (without the leading NUL), when it has one.
     pub x_abstract: Option<String>,
+    /// The user's display's socket file, when it has one.
+    #[serde(default)]
+    pub x_path: Option<PathBuf>,
     /// A TCP listener of the browser's on 127.0.0.1.
     pub tcp_port: u16,
     /// A system font file.

@@ -47,7 +47,7 @@ use crate::view::Tab;
 const EXIT_STARTUP_FAILED: u8 = 1;
 
 /// How long the renderer waits for its nested display's socket.
-const DISPLAY_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const DISPLAY_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Exit status after WebKit's web process died.
 const EXIT_WEB_PROCESS_CRASHED: u8 = 3;

@@ -144,6 +144,13 @@ pub fn run(arg: &str) -> ExitCode {
         down,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
+    // A nested display starts beside the probe, as beside a tab's renderer.
+    if let Err(e @ crate::startup::StartupError::NoDisplay(..)) =
+        crate::startup::wait_for_display(crate::DISPLAY_START_TIMEOUT)
+    {
+        log::error!(target: "renderer", "{e}");
+        return ExitCode::from(EXIT_PROBE_FAILED);
+    }
     if let Err(e) = gtk::init() {
         log::error!(target: "renderer", "cannot initialize GTK (is DISPLAY set?): {e}");
         return ExitCode::from(EXIT_PROBE_FAILED);
@@ -171,6 +178,10 @@ pub fn run(arg: &str) -> ExitCode {
     out.row(match &targets.x_abstract {
         Some(name) => connect_abstract("x-abstract", name),
         None => Row::skipped("x-abstract", "the display has no abstract socket"),
+    });
+    out.row(match &targets.x_path {
+        Some(path) => connect_path("x-path", path),
+        None => Row::skipped("x-path", "the display has no socket file"),
     });
     out.row(open_font(targets.font.as_deref()));
     out.row(network(targets.tcp_port));
