@@ -191,13 +191,7 @@ impl Nested {
         visible: bool,
         dir: PathBuf,
     ) -> io::Result<NestedDisplay> {
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        let sockets = dir.join("sockets");
-        std::fs::DirBuilder::new().mode(0o700).create(&sockets)?;
-        // From here on a failure removes the directory (dropping `display` does).
         let cookie = random_cookie()?;
-        let xauthority = dir.join("xauthority");
-        write_xauthority(&xauthority, &cookie)?;
         let (number, sandboxed) = match &self.bwrap {
             Some(_) => (self.sandboxed_number, true),
             None => {
@@ -210,6 +204,8 @@ impl Nested {
                 (n, false)
             }
         };
+        // From here on a failure gives the number back and removes the directory: dropping
+        // `display` does.
         let mut display = NestedDisplay {
             outer: Arc::clone(&self.outer),
             tab,
@@ -218,7 +214,7 @@ impl Nested {
             root: Arc::default(),
             number,
             sandboxed,
-            sockets,
+            sockets: dir.join("sockets"),
             dir,
             cookie,
             bounds,
@@ -226,6 +222,14 @@ impl Nested {
             taken: (!sandboxed).then(|| Arc::clone(&self.taken)),
             on_end: None,
         };
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&display.dir)?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&display.sockets)?;
+        let xauthority = display.dir.join("xauthority");
+        write_xauthority(&xauthority, &display.cookie)?;
         display.host_window = self.create_host_window(parent, bounds, visible)?;
         let log = std::fs::File::create(display.dir.join("xephyr.log"))?;
         let mut server = vec![
@@ -509,8 +513,10 @@ impl Drop for NestedDisplay {
             }
         }
         self.kill();
-        let _ = self.outer.conn.destroy_window(self.host_window);
-        self.flush();
+        if self.host_window != 0 {
+            let _ = self.outer.conn.destroy_window(self.host_window);
+            self.flush();
+        }
         crate::sandbox::cleanup::remove_in_background(std::mem::take(&mut self.dir));
         if let Some(taken) = &self.taken {
             let number = self.number;
