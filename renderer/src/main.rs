@@ -5,7 +5,9 @@
 //! 1. Start-up ([`startup`]): die with the parent (`PR_SET_PDEATHSIG`), take the up socket on
 //!    descriptor 3, send `Hello` with the name of a one-shot ipc-channel server, accept the
 //!    browser's `Launch`.
-//! 2. GTK on the main thread; the web view ([`view`]) is a child window of the browser's X window.
+//! 2. GTK on the main thread, on the tab's own nested display (waiting for its socket first); the
+//!    web view ([`view`]) is a full-screen window there (with `--display-isolation none`, a child
+//!    window of the browser's X window).
 //!    `Ready` goes up once it exists; then it loads the launch URL, or brings back the tab's
 //!    snapshot ([`state`]: history, scroll offset, zoom, edited form fields).
 //! 3. A thread blocks on the down channel and hands each message to the GTK main loop; the view's

@@ -10,8 +10,8 @@
 //!    ([`warren_ipc::ENV_WEB_DISPLAY`]), never the user's. WebKit's bubblewrap mounts only that
 //!    display's socket into the web process, whose own network namespace hides every abstract
 //!    socket, so page JavaScript that escapes into the web process has no path to the user's
-//!    display. The renderer's own view keeps its connection (until part 5 gives each tab a
-//!    display of its own).
+//!    display. The renderer's own view is on the tab's nested display (`--display-isolation
+//!    nested`), or on the user's with `none`.
 
 /// Applies the renderer's layers when the browser started it sandboxed; returns whether Landlock
 /// scoping is in force (reported to the browser in `Ready`).

@@ -1,4 +1,4 @@
-//! The tab's web view: built with wry as a child of the browser's X window, its WebKit signals mapped to up messages, and the browser's commands applied to it.
+//! The tab's web view: built with wry as a full-screen window of the tab's nested display (or a child of the browser's X window with `--display-isolation none`), its WebKit signals mapped to up messages, and the browser's commands applied to it.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_ulong;

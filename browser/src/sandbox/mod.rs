@@ -89,8 +89,7 @@ pub struct Sandbox {
     filter: Result<&'static seccomp::Filter, String>,
     /// The display web processes see, when the browser could start one.
     web_display: Option<display::Headless>,
-    /// The user's display, which the renderer's own view still needs (until each tab has a
-    /// nested display of its own).
+    /// The user's display, which renderers' views live on with `--display-isolation none`.
     user_display: Option<display::Address>,
     /// Environment variables passed to renderers unchanged (`WARREN_RENDERER_PASSENV`).
     passenv: Vec<String>,
