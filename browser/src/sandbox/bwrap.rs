@@ -91,17 +91,7 @@ pub fn args(view: &View<'_>) -> Vec<OsString> {
         // A new session: no controlling terminal to push input into (TIOCSTI).
         "--new-session",
     ]);
-    for dir in SYSTEM_DIRS {
-        let path = Path::new(dir);
-        match std::fs::read_link(path) {
-            Ok(target) => a.pair2("--symlink", target.as_os_str(), path.as_os_str()),
-            Err(_) if path.is_dir() => a.pair2("--ro-bind", path.as_os_str(), path.as_os_str()),
-            Err(_) => {}
-        }
-    }
-    for file in ETC_FILES {
-        a.pair2("--ro-bind-try", file.as_ref(), file.as_ref());
-    }
+    a.system();
     a.pair("--proc", "/proc".as_ref());
     a.pair("--dev", "/dev".as_ref());
     // Mesa and WebKit read device and CPU topology from /sys; nothing there is the user's data.
@@ -182,17 +172,7 @@ pub fn xephyr_args(view: &XephyrView<'_>) -> Vec<OsString> {
         "--die-with-parent",
         "--new-session",
     ]);
-    for dir in SYSTEM_DIRS {
-        let path = Path::new(dir);
-        match std::fs::read_link(path) {
-            Ok(target) => a.pair2("--symlink", target.as_os_str(), path.as_os_str()),
-            Err(_) if path.is_dir() => a.pair2("--ro-bind", path.as_os_str(), path.as_os_str()),
-            Err(_) => {}
-        }
-    }
-    for file in ETC_FILES {
-        a.pair2("--ro-bind-try", file.as_ref(), file.as_ref());
-    }
+    a.system();
     // The keyboard configuration Xephyr compiles its keymap from.
     a.pair2("--ro-bind-try", "/etc/X11".as_ref(), "/etc/X11".as_ref());
     a.pair("--proc", "/proc".as_ref());
@@ -310,6 +290,23 @@ pub fn probe() -> Result<PathBuf, String> {
 struct Args(Vec<OsString>);
 
 impl Args {
+    /// The system directories and the whitelist of `/etc`, read-only.
+    fn system(&mut self) {
+        for dir in SYSTEM_DIRS {
+            let path = Path::new(dir);
+            match std::fs::read_link(path) {
+                Ok(target) => self.pair2("--symlink", target.as_os_str(), path.as_os_str()),
+                Err(_) if path.is_dir() => {
+                    self.pair2("--ro-bind", path.as_os_str(), path.as_os_str())
+                }
+                Err(_) => {}
+            }
+        }
+        for file in ETC_FILES {
+            self.pair2("--ro-bind-try", file.as_ref(), file.as_ref());
+        }
+    }
+
     fn flags(&mut self, flags: &[&str]) {
         self.0.extend(flags.iter().map(OsString::from));
     }
