@@ -20,10 +20,8 @@ use nix::sys::wait::WaitStatus;
 use warren_browser::cli::Options;
 use warren_browser::clipboard::{Broker, BrokerEvent, NestedAddress};
 use warren_browser::control::{self, ControlServer};
-use warren_browser::host::{self, HostLauncher, Waker};
-use warren_browser::host::{Displays, OnDisplay};
-use warren_browser::nested::NestedDisplay;
-use warren_browser::nested::{Isolation, Nested};
+use warren_browser::host::{self, Displays, HostLauncher, OnDisplay, Waker};
+use warren_browser::nested::{Isolation, Nested, NestedDisplay};
 use warren_browser::procs::sampler::{self, Sampler, Watch};
 use warren_browser::profile::{self, Acquired, Profile};
 use warren_browser::protocol::{

@@ -284,6 +284,16 @@ fn eventually(within: Duration, mut read: impl FnMut() -> Option<String>, want: 
 
 const CLIP_IN: [&str; 5] = ["xclip", "-quiet", "-selection", "clipboard", "-i"];
 const CLIP_OUT: [&str; 4] = ["xclip", "-selection", "clipboard", "-o"];
+const HTML_IN: [&str; 7] = [
+    "xclip",
+    "-quiet",
+    "-selection",
+    "clipboard",
+    "-t",
+    "text/html",
+    "-i",
+];
+const HTML_OUT: [&str; 6] = ["xclip", "-selection", "clipboard", "-t", "text/html", "-o"];
 const PRIMARY_IN: [&str; 5] = ["xclip", "-quiet", "-selection", "primary", "-i"];
 const PRIMARY_OUT: [&str; 4] = ["xclip", "-selection", "primary", "-o"];
 
@@ -319,21 +329,10 @@ fn a_page_copy_reaches_the_user_and_survives_the_tab() {
         || text(&outer.run(&CLIP_OUT)),
         "copied in the page"
     ));
-    let _html = nested.spawn(
-        &[
-            "xclip",
-            "-quiet",
-            "-selection",
-            "clipboard",
-            "-t",
-            "text/html",
-            "-i",
-        ],
-        "<b>bold</b>",
-    );
+    let _html = nested.spawn(&HTML_IN, "<b>bold</b>");
     assert!(eventually(
         Duration::from_secs(3),
-        || text(&outer.run(&["xclip", "-selection", "clipboard", "-t", "text/html", "-o"])),
+        || text(&outer.run(&HTML_OUT)),
         "<b>bold</b>"
     ));
     // Larger than one request: the broker reads it with INCR and serves it with INCR.
@@ -346,31 +345,17 @@ fn a_page_copy_reaches_the_user_and_survives_the_tab() {
         || text(&outer.run(&CLIP_OUT)),
         &big
     ));
-    let _html = nested.spawn(
-        &[
-            "xclip",
-            "-quiet",
-            "-selection",
-            "clipboard",
-            "-t",
-            "text/html",
-            "-i",
-        ],
-        "<i>last</i>",
-    );
+    let _html = nested.spawn(&HTML_IN, "<i>last</i>");
     assert!(eventually(
         Duration::from_secs(3),
-        || text(&outer.run(&["xclip", "-selection", "clipboard", "-t", "text/html", "-o"])),
+        || text(&outer.run(&HTML_OUT)),
         "<i>last</i>"
     ));
     // The tab closes: the copied data stays.
     broker.remove_display(TabId(1));
     drop(nested);
     thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        text(&outer.run(&["xclip", "-selection", "clipboard", "-t", "text/html", "-o"])).as_deref(),
-        Some("<i>last</i>")
-    );
+    assert_eq!(text(&outer.run(&HTML_OUT)).as_deref(), Some("<i>last</i>"));
 }
 
 /// Presses Ctrl+V on the outer display; returns when the key is sent.

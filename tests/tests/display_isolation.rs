@@ -249,43 +249,67 @@ impl AttackRun {
     }
 }
 
+/// A browser whose tab 1 is a real page of the victim colour, loaded and shown, with what must
+/// outlive it. Fields drop in order: the browser first, then its profile and the pages' server.
+struct VictimScene {
+    b: Browser,
+    victim_tab: u64,
+    /// The page attacker tabs are opened on.
+    hostile: String,
+    _profile: Profile,
+    _http: HttpServer,
+}
+
+impl VictimScene {
+    /// `modes` is the hostile renderer's `by-tab:` rule; tab 1 must be `exec-real`.
+    fn start(x: &Xvfb, modes: &str, args: &[&str], what: &str) -> VictimScene {
+        let http = HttpServer::start();
+        let victim = http.html("/victim", &solid_page("victim page", VICTIM_CSS));
+        let hostile = http.html("/hostile", &solid_page("hostile", "#ffffff"));
+        let profile = Profile::new();
+        let b = start_mixed(x, &profile, std::slice::from_ref(&victim), modes, args);
+        let victim_tab = b.tab_ids()[0];
+        b.wait_loaded(victim_tab, Some(&victim), LOAD_TIMEOUT);
+        expect_content(x, VICTIM, what);
+        VictimScene {
+            b,
+            victim_tab,
+            hostile,
+            _profile: profile,
+            _http: http,
+        }
+    }
+}
+
 /// Tab 1 a real page of the victim colour, tab 2 (background) the attacker: the attack's rounds
 /// run while tab 1 is active (rounds 1–2), while the attacker is active (3–4) and after (5).
-fn attack_run(x: &Xvfb, args: &[&str]) -> (Browser, AttackRun) {
-    let http = HttpServer::start();
-    let victim = http.html("/victim", &solid_page("victim page", VICTIM_CSS));
-    let hostile = http.html("/hostile", &solid_page("hostile", "#ffffff"));
-    let profile = Profile::new();
+fn attack_run(x: &Xvfb, args: &[&str]) -> (VictimScene, AttackRun) {
     // Tabs the attack manages to open (without isolation) stay quiet: `normal`.
-    let b = start_mixed(
+    let scene = VictimScene::start(
         x,
-        &profile,
-        std::slice::from_ref(&victim),
         "by-tab:1=exec-real,2=x11-attack,*=normal",
         args,
+        "victim tab before the attack",
     );
-    let victim_tab = b.tab_ids()[0];
-    b.wait_loaded(victim_tab, Some(&victim), LOAD_TIMEOUT);
-    expect_content(x, VICTIM, "victim tab before the attack");
+    let (b, hostile, victim_tab) = (&scene.b, &scene.hostile, scene.victim_tab);
     let shot = x.screenshot();
     let toolbar_before = rows(&shot, 36, CHROME_HEIGHT - 2, 1024);
-    let attacker = b.new_tab_with(&hostile, true);
+    let attacker = b.new_tab_with(hostile, true);
     assert_eq!(attacker, 2, "the attacker's tab id");
-    let before = tab_urls(&b);
+    let before = tab_urls(b);
 
-    wait_round(&b, attacker, 3);
+    wait_round(b, attacker, 3);
     b.ok("activate", json!({ "tab_id": attacker }));
-    wait_round(&b, attacker, 5);
+    wait_round(b, attacker, 5);
     b.ok("activate", json!({ "tab_id": victim_tab }));
-    let attempts = wait_attack_done(&b, attacker);
+    let attempts = wait_attack_done(b, attacker);
     // The last round's typing lands within a second; let the browser act on it.
     std::thread::sleep(Duration::from_secs(3));
-    let after = tab_urls(&b);
+    let after = tab_urls(b);
     let shot = x.screenshot();
     let toolbar_after = rows(&shot, 36, CHROME_HEIGHT - 2, 1024);
-    drop(profile);
     (
-        b,
+        scene,
         AttackRun {
             attempts,
             before,
@@ -302,7 +326,8 @@ fn attack_run(x: &Xvfb, args: &[&str]) -> (Browser, AttackRun) {
 fn x11_attack_from_a_renderer_reaches_nothing() {
     let x = start_x();
     let outer = x.display();
-    let (b, run) = attack_run(&x, &[]);
+    let (scene, run) = attack_run(&x, &[]);
+    let b = &scene.b;
     let report = run.report();
 
     // The attack really ran against its own display, every round.
@@ -434,7 +459,7 @@ fn x11_attack_from_a_renderer_reaches_nothing() {
 #[test]
 fn x11_attack_without_isolation_opens_tabs() {
     let x = start_x();
-    let (_b, run) = attack_run(&x, without_isolation(&x));
+    let (_scene, run) = attack_run(&x, without_isolation(&x));
     let report = run.report();
     let grew = run.after.len() > run.before.len();
     let navigated = run
@@ -457,31 +482,24 @@ fn x11_attack_without_isolation_opens_tabs() {
 
 /// Two attacking tabs and a real one: neither attacker sees the other's bait window (by name in
 /// QueryTree, by colour in GetImage) or the real tab's colour.
-fn two_attackers(x: &Xvfb, args: &[&str]) -> (Browser, Vec<Attempt>, Vec<Attempt>) {
-    let http = HttpServer::start();
-    let victim = http.html("/victim", &solid_page("victim page", VICTIM_CSS));
-    let hostile = http.html("/hostile", &solid_page("hostile", "#ffffff"));
-    let profile = Profile::new();
-    let b = start_mixed(
+fn two_attackers(x: &Xvfb, args: &[&str]) -> (VictimScene, Vec<Attempt>, Vec<Attempt>) {
+    let scene = VictimScene::start(
         x,
-        &profile,
-        std::slice::from_ref(&victim),
         "by-tab:1=exec-real,2=x11-attack,3=x11-attack,*=normal",
         args,
+        "victim tab",
     );
-    let victim_tab = b.tab_ids()[0];
-    b.wait_loaded(victim_tab, Some(&victim), LOAD_TIMEOUT);
-    expect_content(x, VICTIM, "victim tab");
-    let first = b.new_tab_with(&hostile, true);
-    let second = b.new_tab_with(&hostile, true);
+    let (b, hostile) = (&scene.b, &scene.hostile);
+    let first = b.new_tab_with(hostile, true);
+    let second = b.new_tab_with(hostile, true);
     assert_eq!((first, second), (2, 3), "the attackers' tab ids");
-    wait_round(&b, first, 2);
+    wait_round(b, first, 2);
     b.ok("activate", json!({ "tab_id": first }));
-    wait_round(&b, second, 4);
+    wait_round(b, second, 4);
     b.ok("activate", json!({ "tab_id": second }));
-    let a = wait_attack_done(&b, first);
-    let c = wait_attack_done(&b, second);
-    (b, a, c)
+    let a = wait_attack_done(b, first);
+    let c = wait_attack_done(b, second);
+    (scene, a, c)
 }
 
 /// What `watcher` saw of `other`'s bait window and of the victim colour: descriptions of each
@@ -523,7 +541,7 @@ fn sightings(watcher: &[Attempt], other: &[Attempt]) -> Vec<String> {
 #[test]
 fn two_tabs_cannot_see_each_other() {
     let x = start_x();
-    let (_b, first, second) = two_attackers(&x, &[]);
+    let (_scene, first, second) = two_attackers(&x, &[]);
     for (who, attempts) in [("first", &first), ("second", &second)] {
         assert!(
             named(attempts, "own-window").iter().any(|a| a.ok()),
@@ -551,7 +569,7 @@ fn two_tabs_cannot_see_each_other() {
 #[test]
 fn two_tabs_see_each_other_without_isolation() {
     let x = start_x();
-    let (_b, first, second) = two_attackers(&x, without_isolation(&x));
+    let (_scene, first, second) = two_attackers(&x, without_isolation(&x));
     let one = sightings(&first, &second);
     let two = sightings(&second, &first);
     assert!(

@@ -296,11 +296,7 @@ impl Sandbox {
         command.env_clear();
         command.envs(self.environment(spec.tab_id, spec.runtime_dir, namespaces, spec.display));
         command.stdin(Stdio::null());
-        let filter = match (&self.filter, self.enabled) {
-            (Ok(f), true) => Some(*f),
-            _ => None,
-        };
-        let setup = hygiene::ChildSetup::new(spec.up, spec.down, filter);
+        let setup = hygiene::ChildSetup::new(spec.up, spec.down, self.filter());
         // SAFETY: `ChildSetup::run` only makes async-signal-safe calls (dup2, fcntl, close_range,
         // setpgid, prctl, sigprocmask, sigaction, setrlimit, seccomp) and does not allocate.
         unsafe {
