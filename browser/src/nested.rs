@@ -232,27 +232,7 @@ impl Nested {
         write_xauthority(&xauthority, &display.cookie)?;
         display.host_window = self.create_host_window(parent, bounds, visible)?;
         let log = std::fs::File::create(display.dir.join("xephyr.log"))?;
-        let mut server = vec![
-            OsString::from(format!(":{number}")),
-            "-parent".into(),
-            display.host_window.to_string().into(),
-            "-auth".into(),
-            xauthority.clone().into(),
-            // Only the Unix socket; no XTEST (nothing inside needs to fake input).
-            "-nolisten".into(),
-            "tcp".into(),
-            "-tst".into(),
-            // The renderer is in an IPC namespace of its own: shared-memory images would fail
-            // (BadAccess, fatal to GDK). Also less for a renderer to attack.
-            "-extension".into(),
-            "MIT-SHM".into(),
-            // Xephyr would grab the user's keyboard and mouse on Ctrl+Shift.
-            "-no-host-grab".into(),
-            // Follows its window's size (the browser resizes it with the content area).
-            "-resizeable".into(),
-            // The renderer is its only client that matters; never reset under it.
-            "-noreset".into(),
-        ];
+        let mut server = server_args(number, display.host_window, &xauthority);
         let mut command = match (&self.bwrap, sandboxed) {
             (Some(bwrap), true) => {
                 let mut c = Command::new(bwrap);
@@ -528,6 +508,38 @@ impl Drop for NestedDisplay {
     }
 }
 
+/// Xephyr's arguments for display `:number` drawn into `host_window`, accepting only the
+/// cookie in `xauthority`.
+fn server_args(number: u32, host_window: u32, xauthority: &Path) -> Vec<OsString> {
+    vec![
+        OsString::from(format!(":{number}")),
+        "-parent".into(),
+        host_window.to_string().into(),
+        "-auth".into(),
+        xauthority.into(),
+        // Only the Unix socket; no XTEST (nothing inside needs to fake input).
+        "-nolisten".into(),
+        "tcp".into(),
+        "-tst".into(),
+        // The renderer is in an IPC namespace of its own: shared-memory images would fail
+        // (BadAccess, fatal to GDK). Also less for a renderer to attack.
+        "-extension".into(),
+        "MIT-SHM".into(),
+        // No GLX: nothing inside draws with OpenGL on this display (the renderer's GTK only
+        // probes it; WebKit's web process draws elsewhere). With GLX, the server loads Mesa's
+        // software driver and with it LLVM, whose relocated data cost 10.5 MiB of private
+        // memory in every Xephyr (issue 9), and GTK in the renderer loads it again to probe.
+        "-extension".into(),
+        "GLX".into(),
+        // Xephyr would grab the user's keyboard and mouse on Ctrl+Shift.
+        "-no-host-grab".into(),
+        // Follows its window's size (the browser resizes it with the content area).
+        "-resizeable".into(),
+        // The renderer is its only client that matters; never reset under it.
+        "-noreset".into(),
+    ]
+}
+
 fn clamp_i16(v: i32) -> i16 {
     v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
 }
@@ -627,6 +639,20 @@ fn write_xauthority(path: &Path, cookie: &[u8; 16]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nested_server_offers_neither_shared_memory_nor_glx() {
+        let args = server_args(7, 42, Path::new("/x/xauthority"));
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(&args[..3], [":7", "-parent", "42"]);
+        let disabled: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "-extension")
+            .map(|w| w[1])
+            .collect();
+        assert_eq!(disabled, ["MIT-SHM", "GLX"]);
+        assert!(args.windows(2).any(|w| w == ["-auth", "/x/xauthority"]));
+    }
 
     #[test]
     fn the_cookie_file_is_one_wild_entry() {

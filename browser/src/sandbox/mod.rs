@@ -131,6 +131,14 @@ const SANDBOX_CACHE: &str = "/tmp/cache";
 /// abort).
 pub const NO_SESSION_BUS: &str = "disabled:";
 
+/// The GPU render node WebKit is told to use inside the sandbox: none there is (bubblewrap's
+/// `--dev /dev` has no `/dev/dri`), and this path does not exist. Without it, WebKit's UI side
+/// (the renderer) looks for a render node through EGL when its first web process starts, which
+/// loads Mesa's software driver and LLVM for nothing: about 10 MiB of relocated, private
+/// library data in every renderer (issue 9). The web process does not use the node either:
+/// it draws with EGL's software path, and the DMA-BUF renderer that would need it is off.
+pub const NO_RENDER_NODE: &str = "/dev/dri/none";
+
 /// Environment variable naming, comma-separated, extra variables the browser passes to renderers
 /// unchanged (for debugging WebKit, e.g. `WEBKIT_DEBUG`).
 pub const ENV_PASSENV: &str = "WARREN_RENDERER_PASSENV";
@@ -369,6 +377,8 @@ impl Sandbox {
             }
         }
         if namespaces {
+            // Only where the sandbox hides /dev/dri: elsewhere WebKit may find a real GPU.
+            set("WEBKIT_WEB_RENDER_DEVICE_FILE", NO_RENDER_NODE.as_ref());
             set("HOME", SANDBOX_HOME.as_ref());
             set("TMPDIR", SANDBOX_TMP.as_ref());
             set("XDG_RUNTIME_DIR", SANDBOX_RUNTIME.as_ref());
@@ -467,6 +477,7 @@ mod tests {
         assert_eq!(env["TMPDIR"], SANDBOX_TMP);
         assert_eq!(env["HOME"], SANDBOX_HOME);
         assert_eq!(env["WEBKIT_FORCE_SANDBOX"], "1");
+        assert_eq!(env["WEBKIT_WEB_RENDER_DEVICE_FILE"], NO_RENDER_NODE);
         assert_eq!(env["WARREN_TEST_PASSED"], "yes");
         assert_eq!(env[warren_ipc::ENV_SANDBOX], "namespaces,landlock");
         assert_eq!(
@@ -478,6 +489,7 @@ mod tests {
         let without = sandbox(Err("no user namespaces".into()));
         let env = env_of(&without, false);
         assert!(!env.contains_key("WEBKIT_FORCE_SANDBOX"));
+        assert!(!env.contains_key("WEBKIT_WEB_RENDER_DEVICE_FILE"));
         assert_eq!(env["TMPDIR"], "/run/user/1/warren-1/tab-3-1");
         assert_eq!(env["DBUS_SESSION_BUS_ADDRESS"], NO_SESSION_BUS);
         assert_eq!(without.planned_layers(), [Layer::Landlock]);
