@@ -30,7 +30,7 @@ use warren_browser::protocol::{
 use warren_browser::sandbox::Sandbox;
 use warren_browser::session::{self, SessionWriter};
 use warren_browser::tabs::{self, Answer, Effect, Outcome, TabState, Tabs, Ticket, Verb};
-use warren_browser::{memory, policy, procs, url_input};
+use warren_browser::{memory, policy, procs, spare, url_input};
 use warren_ipc::{TabId, NEW_TAB_URL};
 use winit::application::ApplicationHandler;
 use winit::event::WindowEvent;
@@ -100,8 +100,10 @@ struct Running {
     tabs: Tabs,
     /// Brokers the clipboard and PRIMARY between pages' nested displays and the user's.
     broker: Option<Arc<Broker>>,
-    /// The tab the broker was last told the user sees.
+    /// The renderer (by the id it was started with) the broker was last told the user sees.
     broker_active: Option<TabId>,
+    /// Whether spare renderers can be started here (not when pages cannot be shown at all).
+    spares: bool,
 }
 
 struct App {
@@ -133,6 +135,8 @@ struct App {
     saved_generation: Option<u64>,
     repaint_at: Option<Instant>,
     next_tick: Instant,
+    /// Whether the machine was idle since the last tick (for the spare renderer).
+    idle_gauge: spare::IdleGauge,
     /// When the renderers' events were last handled ([`RENDERER_POLL_INTERVAL`]).
     renderers_polled_at: Instant,
     /// Events arrived before the interval was over: they are handled at this time.
@@ -298,6 +302,7 @@ pub fn run(options: Options) -> Result<(), String> {
         saved_generation: None,
         repaint_at: None,
         next_tick: Instant::now() + TICK,
+        idle_gauge: spare::IdleGauge::default(),
         renderers_polled_at: Instant::now(),
         renderer_poll_at: None,
         quit_deadline: None,
@@ -361,6 +366,7 @@ impl ApplicationHandler<UserEvent> for App {
             }
         }
         let displays = self.displays.take().unwrap_or(Displays::User);
+        let spares = self.options.spare_renderer && !matches!(displays, Displays::Unavailable(_));
         let broker = match &displays {
             Displays::Nested(_) => {
                 let tx = self.page_pressed_tx.clone();
@@ -409,6 +415,7 @@ impl ApplicationHandler<UserEvent> for App {
             tabs,
             broker,
             broker_active: None,
+            spares,
         });
         self.open_first_tabs(now);
         self.after_change();
@@ -665,16 +672,13 @@ impl App {
     }
 
     /// Tells the clipboard broker which tab's page the user sees: only that page may take the
-    /// user's clipboard (on a paste the user made) or set it.
+    /// user's clipboard (on a paste the user made) or set it. The broker knows displays by the id
+    /// their renderer was started with, which differs from the tab's when a spare took over.
     fn tell_broker_active(&mut self) {
         let Some(running) = self.running.as_mut() else {
             return;
         };
-        let active = running
-            .tabs
-            .active_tab()
-            .filter(|t| t.has_view())
-            .map(|t| t.id);
+        let active = running.tabs.active_channel();
         if let (Some(broker), true) = (&running.broker, running.broker_active != active) {
             broker.set_active(active);
             running.broker_active = active;
@@ -867,6 +871,7 @@ impl App {
         let renderers = running.tabs.renderers();
         let displays = running.tabs.displays();
         let landlocked = running.tabs.landlocked();
+        let spares = spare_pids(&running.tabs);
         let titles: HashMap<TabId, String> = running
             .tabs
             .iter()
@@ -877,6 +882,7 @@ impl App {
                 renderers,
                 displays,
                 landlocked,
+                spares,
                 Box::new(move |sample| {
                     let answer = sample.map(|s| {
                         s.snapshot
@@ -892,8 +898,9 @@ impl App {
         }
     }
 
-    /// Tells the sampler which renderers exist and what to measure every second: the Task
-    /// Manager window's figures while it is open, the tabs' footprints for `--memory-budget`.
+    /// Tells the sampler which renderers exist and what to measure every
+    /// [`procs::sampler::INTERVAL`]: the Task Manager window's figures while it is open, the tabs'
+    /// footprints for `--memory-budget`.
     fn update_sampler(&mut self) {
         let window = self.task_manager.as_ref().map(TaskManagerWindow::watch);
         let budget = self.options.lifecycle.memory_budget_kb.is_some();
@@ -904,16 +911,24 @@ impl App {
         if !watch.periodic && self.sampler.is_none() {
             return;
         }
-        let (renderers, displays, landlocked) = self
+        let (renderers, displays, landlocked, spares) = self
             .running
             .as_ref()
-            .map(|r| (r.tabs.renderers(), r.tabs.displays(), r.tabs.landlocked()))
+            .map(|r| {
+                (
+                    r.tabs.renderers(),
+                    r.tabs.displays(),
+                    r.tabs.landlocked(),
+                    spare_pids(&r.tabs),
+                )
+            })
             .unwrap_or_default();
         match self.sampler() {
             Ok(sampler) => {
                 sampler.set_renderers(renderers);
                 sampler.set_displays(displays);
                 sampler.set_landlocked(landlocked);
+                sampler.set_spares(spares);
                 sampler.watch(watch);
             }
             Err(e) => log::warn!("cannot measure processes: {e}"),
@@ -950,11 +965,12 @@ impl App {
         while let Ok(shortcut) = self.inbox.shortcuts.try_recv() {
             self.shortcut(shortcut, event_loop);
         }
-        while let Ok(tab) = self.inbox.pages_pressed.try_recv() {
+        while let Ok(channel) = self.inbox.pages_pressed.try_recv() {
             // A click on the page: the page takes the keyboard (the nested display's window
             // cannot take it on the user's display itself).
             if let Some(running) = self.running.as_mut() {
-                if running.tabs.active() == Some(tab) {
+                let tab = running.tabs.tab_of_channel(channel);
+                if let Some(tab) = tab.filter(|&t| running.tabs.active() == Some(t)) {
                     running.window.blur_address_bar();
                     running.tabs.focus_page(tab);
                 }
@@ -1012,9 +1028,29 @@ impl App {
         if self.quit_deadline.is_none() {
             self.run_policy(now);
             self.save_session(now);
+            self.keep_spare(now);
         }
         self.update_sampler();
         self.show_latest_sample(now);
+    }
+
+    /// Starts a spare renderer when there is none and the machine is idle (see [`spare`]); ends
+    /// it when memory is short.
+    fn keep_spare(&mut self, now: Instant) {
+        // Looked at every tick, so each look covers the last second.
+        let idle = self.idle_gauge.idle_since_last();
+        let Some(running) = self.running.as_mut().filter(|r| r.spares) else {
+            return;
+        };
+        let short = policy::under_pressure(&self.options.lifecycle, &memory::read());
+        if short {
+            running.tabs.drop_spare("memory is short");
+            return;
+        }
+        let busy = running.tabs.iter().any(|t| t.loading);
+        if idle && !busy && !running.tabs.has_spare() {
+            running.tabs.prewarm(now);
+        }
     }
 
     /// Runs the lifecycle policy over the tabs and carries out its plan.
@@ -1033,8 +1069,8 @@ impl App {
     }
 
     /// Every tab's renderer tree footprint, for the memory budget, from the sampler's latest
-    /// reading (at most about two seconds old: the sampler measures every second while a budget
-    /// is set). A tab whose renderer is newer than the reading has no figure yet.
+    /// reading (at most about two intervals old: the sampler measures every
+    /// [`procs::sampler::INTERVAL`] while a budget is set). A tab whose renderer is newer than the reading has no figure yet.
     fn tab_footprints(&mut self) -> HashMap<TabId, u64> {
         self.update_sampler();
         let (Some(running), Some(sampler)) = (self.running.as_ref(), self.sampler.as_ref()) else {
@@ -1276,6 +1312,13 @@ impl App {
 }
 
 /// The `tabs` reply: every tab in strip order.
+/// The processes the browser started for its spare renderer: its sandbox and its display's.
+fn spare_pids(tabs: &Tabs) -> Vec<u32> {
+    tabs.spare_pids()
+        .map(|(root, display)| std::iter::once(root).chain(display).collect())
+        .unwrap_or_default()
+}
+
 fn tab_infos(tabs: &Tabs, now: Instant) -> Vec<TabInfo> {
     let wall = SystemTime::now();
     let active = tabs.active();

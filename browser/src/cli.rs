@@ -185,6 +185,13 @@ struct Cli {
 
     #[arg(
         long,
+        help = "Do not keep a spare renderer started while the machine is idle: saves\n\
+                its memory (about one tab's), but new tabs and restores open slower."
+    )]
+    no_spare_renderer: bool,
+
+    #[arg(
+        long,
         help = "Start one renderer through the real launch path in a probe mode, try\n\
                 what its sandbox must deny and what it must allow, print the results\n\
                 as a table and exit (status 1 if a row is not as expected)."
@@ -276,6 +283,8 @@ pub struct Options {
     pub sandbox: bool,
     /// Whether each renderer gets a nested display (`--display-isolation`).
     pub display_isolation: crate::nested::Isolation,
+    /// Whether a spare renderer is kept for the next new tab (`--no-spare-renderer` turns it off).
+    pub spare_renderer: bool,
     /// `--sandbox-self-test`: probe the sandbox instead of running the browser; `Some(true)`
     /// with `--json`.
     pub self_test: Option<bool>,
@@ -369,6 +378,7 @@ where
         restore: !cli.no_restore,
         sandbox: !cli.no_sandbox,
         display_isolation: cli.display_isolation,
+        spare_renderer: !cli.no_spare_renderer,
         self_test: cli.sandbox_self_test.then_some(cli.json),
     }))
 }
@@ -518,6 +528,7 @@ mod tests {
                 restore: false,
                 sandbox: true,
                 display_isolation: crate::nested::Isolation::Nested,
+                spare_renderer: true,
                 self_test: None,
             }
         );

@@ -482,6 +482,7 @@ impl crate::tabs::Launcher for HostLauncher {
             website_data_dir: self.website_data_dir.clone(),
             cookie_file: self.cookie_file.clone(),
             restore: start.restore,
+            spare: start.spare,
         };
         RendererHost::spawn(
             &self.sandbox,

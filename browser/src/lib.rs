@@ -15,6 +15,7 @@ pub mod sandbox;
 pub mod selftest;
 pub mod session;
 pub mod socket;
+pub mod spare;
 pub mod tabs;
 pub mod url_input;
 pub mod validate;

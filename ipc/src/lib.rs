@@ -134,7 +134,7 @@ pub struct ViewSetup {
     pub bounds: Bounds,
     /// Whether the web view starts mapped (only the active tab's view is).
     pub visible: bool,
-    /// The first URL to load.
+    /// The first URL to load (empty for a spare).
     pub url: String,
     /// The profile's persistent website-data directory, shared by all tabs of the profile.
     pub website_data_dir: PathBuf,
@@ -143,6 +143,10 @@ pub struct ViewSetup {
     /// A discarded (or crashed, or session-restored) tab's state to bring back instead of a plain
     /// load of `url`. The browser has checked every URL in it; `url` is its current entry's URL.
     pub restore: Option<TabSnapshot>,
+    /// A prewarmed spare: build the view (and with it WebKit's processes) now, load nothing, and
+    /// wait for [`BrowserToRenderer::Start`], which gives it its tab's first page. `url` and
+    /// `restore` are unused.
+    pub spare: bool,
 }
 
 /// A tab's state as the browser keeps it while the tab has no renderer (discarded, crashed,
@@ -235,6 +239,13 @@ pub struct Launch {
 /// Messages from the browser to a renderer. The renderer trusts these.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum BrowserToRenderer {
+    /// A spare renderer ([`ViewSetup::spare`]) now serves a tab: load its first page, or restore
+    /// its snapshot (the browser has checked every URL in it; `url` is its current entry's URL).
+    /// Sent once, first; a renderer that is not a spare ignores it.
+    Start {
+        url: String,
+        restore: Option<TabSnapshot>,
+    },
     /// Load this URL in the tab.
     Navigate { url: String },
     /// Reload the current page.

@@ -40,10 +40,10 @@ use std::rc::Rc;
 use futures_core::Stream;
 use ipc_channel::ipc::IpcReceiver;
 use ipc_channel::IpcError;
-use warren_ipc::{frame, BrowserToRenderer, TabId, UpFrame};
+use warren_ipc::{frame, BrowserToRenderer, Launch, TabId, UpFrame, ViewSetup};
 
 use crate::up::Up;
-use crate::view::Tab;
+use crate::view::{Tab, Warm};
 
 /// Exit status when start-up fails.
 const EXIT_STARTUP_FAILED: u8 = 1;
@@ -63,6 +63,8 @@ pub enum ExitReason {
     BrowserGone(String),
     /// WebKit's web process for this tab died.
     WebProcessCrashed(String),
+    /// A spare could not build its tab's view.
+    ViewFailed(String),
 }
 
 impl ExitReason {
@@ -70,6 +72,7 @@ impl ExitReason {
         match self {
             Self::Shutdown | Self::BrowserGone(_) => 0,
             Self::WebProcessCrashed(_) => EXIT_WEB_PROCESS_CRASHED,
+            Self::ViewFailed(_) => EXIT_STARTUP_FAILED,
         }
     }
 }
@@ -133,8 +136,59 @@ fn spawn_down_thread(
     Ok(rx)
 }
 
+/// A spare, on the GTK main context: waits for its tab ([`BrowserToRenderer::Start`]), keeping
+/// the content area's size, then builds the tab's view on its head start and serves the tab.
+async fn serve_spare(
+    mut setup: ViewSetup,
+    up: Rc<Up>,
+    landlock: bool,
+    warm: Warm,
+    mut rx: futures_channel::mpsc::UnboundedReceiver<Down>,
+) {
+    while let Some(down) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+        if exiting() {
+            return;
+        }
+        match down {
+            Down::Msg(BrowserToRenderer::Start { url, restore }) => {
+                setup.url = url;
+                setup.restore = restore;
+                setup.spare = false;
+                break;
+            }
+            Down::Msg(BrowserToRenderer::SetBounds(bounds)) => setup.bounds = bounds,
+            Down::Msg(BrowserToRenderer::Shutdown) => {
+                request_exit(ExitReason::Shutdown);
+                return;
+            }
+            // Nothing else means anything before there is a page (the browser sends nothing else).
+            Down::Msg(_) => {}
+            Down::Closed(e) => {
+                down_closed(e);
+                return;
+            }
+        }
+    }
+    match Tab::build(&setup, up, landlock, Some(warm)) {
+        Ok(tab) => {
+            log::debug!(target: "renderer", "the spare now serves its tab");
+            serve_down(tab, rx).await;
+        }
+        Err(e) => {
+            log::error!(target: "renderer", "{e}");
+            request_exit(ExitReason::ViewFailed(e.to_string()));
+        }
+    }
+}
+
 /// Runs on the GTK main context: applies down messages until the channel closes.
+///
+/// The view is never torn down, even after the channel closed: the X server destroys our windows
+/// when the connection closes, and WebKit's helpers end when their connections to this process
+/// close. Tearing down by hand could instead hit X errors when the browser's window is already
+/// gone.
 async fn serve_down(tab: Rc<Tab>, mut rx: futures_channel::mpsc::UnboundedReceiver<Down>) {
+    std::mem::forget(Rc::clone(&tab));
     while let Some(down) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
         if exiting() {
             return;
@@ -142,15 +196,19 @@ async fn serve_down(tab: Rc<Tab>, mut rx: futures_channel::mpsc::UnboundedReceiv
         match down {
             Down::Msg(msg) => tab.handle(msg),
             Down::Closed(e) => {
-                let why = match e {
-                    IpcError::Disconnected => "the browser closed the down channel".to_owned(),
-                    other => format!("the down channel failed: {other}"),
-                };
-                request_exit(ExitReason::BrowserGone(why));
+                down_closed(e);
                 return;
             }
         }
     }
+}
+
+fn down_closed(e: IpcError) {
+    let why = match e {
+        IpcError::Disconnected => "the browser closed the down channel".to_owned(),
+        other => format!("the down channel failed: {other}"),
+    };
+    request_exit(ExitReason::BrowserGone(why));
 }
 
 fn init_logging(tab_id: TabId) {
@@ -239,11 +297,22 @@ fn run(tab_id: TabId) -> Result<ExitReason, RunError> {
         up_stream,
         Box::new(|why| request_exit(ExitReason::BrowserGone(why.to_owned()))),
     );
-    let tab = Tab::build(&launch, Rc::clone(&up), landlock)?;
-    log::info!(target: "renderer", "ready after {:?}", started.elapsed());
-
-    let rx = spawn_down_thread(launch.receiver).map_err(RunError::Thread)?;
-    glib::MainContext::default().spawn_local(serve_down(Rc::clone(&tab), rx));
+    let Launch {
+        view: setup,
+        receiver,
+        ..
+    } = launch;
+    let rx = spawn_down_thread(receiver).map_err(RunError::Thread)?;
+    if setup.spare {
+        // A spare: WebKit's processes start now; the tab's view is built when its tab arrives.
+        let warm = Warm::start(&setup)?;
+        log::info!(target: "renderer", "spare ready after {:?}", started.elapsed());
+        glib::MainContext::default().spawn_local(serve_spare(setup, up, landlock, warm, rx));
+    } else {
+        let tab = Tab::build(&setup, up, landlock, None)?;
+        log::info!(target: "renderer", "ready after {:?}", started.elapsed());
+        glib::MainContext::default().spawn_local(serve_down(tab, rx));
+    }
 
     if !exiting() {
         IN_MAIN_LOOP.with(|m| m.set(true));
@@ -253,9 +322,5 @@ fn run(tab_id: TabId) -> Result<ExitReason, RunError> {
     let reason = EXIT
         .with(|exit| exit.borrow_mut().take())
         .unwrap_or(ExitReason::Shutdown);
-    // The view is not torn down: the X server destroys our windows when the connection closes,
-    // and WebKit's helpers end when their connections to this process close. Tearing down by
-    // hand could instead hit X errors when the browser's window is already gone.
-    std::mem::forget(tab);
     Ok(reason)
 }

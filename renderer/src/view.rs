@@ -21,7 +21,7 @@ use wry::{
 use x11_dl::xlib;
 
 use warren_ipc::{
-    Bounds, BrowserToRenderer, Launch, PageState, RendererToBrowser, SessionHistory,
+    Bounds, BrowserToRenderer, PageState, RendererToBrowser, SessionHistory, ViewSetup,
     INTERNAL_SCHEME, MAX_EVAL_RESULT_LEN, SHOWABLE_SCHEMES,
 };
 
@@ -148,6 +148,43 @@ fn termination_reason(reason: WebProcessTerminationReason) -> String {
     }
 }
 
+/// What a spare's warm-up view loads.
+const WARM_UP_URL: &str = "about:blank";
+
+/// A spare renderer's head start ([`ViewSetup::spare`]): its web context, and a hidden view that
+/// has loaded about:blank, so WebKit's web process is running. WebKit starts a web process (inside
+/// its own bubblewrap, beside a D-Bus proxy) only for a view's first load, and that is most of a
+/// new tab's wait. The tab's view, built when the tab arrives, is related to this one and so shares
+/// its web process; the warm-up view itself leaves no entry in the tab's back/forward list.
+pub struct Warm {
+    context: WebContext,
+    view: WarmView,
+}
+
+/// The warm-up view, in a window that is never shown (wry builds views only into a container).
+struct WarmView {
+    webview: wry::WebView,
+    _window: gtk::Window,
+}
+
+impl Warm {
+    pub fn start(setup: &ViewSetup) -> Result<Self, ViewError> {
+        let mut context = WebContext::new(Some(setup.website_data_dir.clone()));
+        let window = gtk::Window::new(gtk::WindowType::Toplevel);
+        let webview = WebViewBuilder::new_with_web_context(&mut context)
+            .with_url(WARM_UP_URL)
+            .with_visible(false)
+            .build_gtk(&window)?;
+        Ok(Self {
+            context,
+            view: WarmView {
+                webview,
+                _window: window,
+            },
+        })
+    }
+}
+
 /// One tab's web view and what it needs to live.
 pub struct Tab {
     up: Rc<Up>,
@@ -160,6 +197,9 @@ pub struct Tab {
     window: Option<gtk::Window>,
     /// Must outlive the view.
     _context: WebContext,
+    /// A spare's warm-up view: it keeps the shared web process until the tab's first load is
+    /// under way, then goes.
+    warm_view: RefCell<Option<WarmView>>,
     /// The URL the tab was launched with: the history's entry while nothing is committed yet.
     launch_url: String,
     /// Keeps unasked `HistoryState` messages to about one a second.
@@ -174,10 +214,16 @@ pub struct Tab {
 }
 
 impl Tab {
-    /// Builds the web view inside the browser's window, connects its signals, reports `Ready`
-    /// and starts loading the launch URL.
-    pub fn build(launch: &Launch, up: Rc<Up>, landlock: bool) -> Result<Rc<Self>, ViewError> {
-        let parent = match launch.view.parent_window {
+    /// Builds the web view inside the browser's window (or on the tab's nested display),
+    /// connects its signals, reports `Ready` and starts loading the launch URL (or restoring the
+    /// snapshot). A spare passes its head start, `warm`.
+    pub fn build(
+        setup: &ViewSetup,
+        up: Rc<Up>,
+        landlock: bool,
+        warm: Option<Warm>,
+    ) -> Result<Rc<Self>, ViewError> {
+        let parent = match setup.parent_window {
             Some(xid) => {
                 let parent = c_ulong::try_from(xid).map_err(|_| ViewError::NoParentWindow(xid))?;
                 if !parent_window_exists(parent)? {
@@ -189,11 +235,18 @@ impl Tab {
         };
         let focus = Rc::new(XFocus::open()?);
 
-        let mut context = WebContext::new(Some(launch.view.website_data_dir.clone()));
+        let (mut context, warm_view) = match warm {
+            Some(Warm { context, view }) => (context, Some(view)),
+            None => (WebContext::new(Some(setup.website_data_dir.clone())), None),
+        };
         let opener_up = Rc::clone(&up);
-        let builder = WebViewBuilder::new_with_web_context(&mut context)
-            .with_bounds(wry_rect(launch.view.bounds))
-            .with_visible(launch.view.visible)
+        let mut builder = WebViewBuilder::new_with_web_context(&mut context);
+        if let Some(warm_view) = &warm_view {
+            builder = builder.with_related_view(warm_view.webview.webview());
+        }
+        let builder = builder
+            .with_bounds(wry_rect(setup.bounds))
+            .with_visible(setup.visible)
             .with_focused(false)
             .with_custom_protocol(INTERNAL_SCHEME.to_owned(), |_id, request| {
                 protocol::handle(&request)
@@ -223,10 +276,10 @@ impl Tab {
                 let window = gtk::Window::new(gtk::WindowType::Toplevel);
                 window.set_decorated(false);
                 window.move_(0, 0);
-                let (width, height) = logical_size(&window, launch.view.bounds);
+                let (width, height) = logical_size(&window, setup.bounds);
                 window.set_default_size(width, height);
                 let webview = builder.build_gtk(&window)?;
-                if launch.view.visible {
+                if setup.visible {
                     window.show_all();
                 } else {
                     // Realized but unmapped: WebKit sees a hidden page until the tab is shown.
@@ -237,7 +290,7 @@ impl Tab {
             }
         };
         let view = webview.webview();
-        if !launch.view.visible && window.is_none() {
+        if !setup.visible && window.is_none() {
             // wry 0.57 maps the GTK window (and with it the child X window) while building and
             // hides only the inner widget: the child window would stay mapped, an opaque black
             // rectangle over the active tab. Now that the view exists, hiding unmaps it.
@@ -249,7 +302,7 @@ impl Tab {
         // in one tab is seen by tabs opened later.
         match view.website_data_manager().and_then(|m| m.cookie_manager()) {
             Some(cookies) => cookies.set_persistent_storage(
-                &launch.view.cookie_file.to_string_lossy(),
+                &setup.cookie_file.to_string_lossy(),
                 CookiePersistentStorage::Sqlite,
             ),
             None => {
@@ -265,7 +318,8 @@ impl Tab {
             webview,
             window,
             _context: context,
-            launch_url: launch.view.url.clone(),
+            warm_view: RefCell::new(warm_view),
+            launch_url: setup.url.clone(),
             history_throttle: RefCell::new(Throttle::default()),
             last_history: RefCell::new(None),
             pending_page: RefCell::new(None),
@@ -276,12 +330,12 @@ impl Tab {
         scripts::install_form_watch(&tab.view, move |edited| form_up.form_edited(edited));
         tab.up.send(RendererToBrowser::Ready { landlock });
         tab.report_history();
-        match &launch.view.restore {
+        match &setup.restore {
             Some(snapshot) => {
-                let restore = state::restore(&tab.view, snapshot, &launch.view.url);
+                let restore = state::restore(&tab.view, snapshot, &setup.url);
                 *tab.pending_page.borrow_mut() = restore.page;
             }
-            None => tab.view.load_uri(&launch.view.url),
+            None => tab.view.load_uri(&setup.url),
         }
         Ok(tab)
     }
@@ -320,6 +374,8 @@ impl Tab {
                 LoadEvent::Committed => {
                     // Edits made while the new page was pending went with the old page.
                     tab.up.form_edited(false);
+                    // The tab's page holds the web process now.
+                    tab.warm_view.borrow_mut().take();
                 }
                 LoadEvent::Finished => {
                     // The restore script is queued before Loading(false): a script the browser
@@ -390,6 +446,9 @@ impl Tab {
     /// Applies one message from the browser.
     pub fn handle(self: &Rc<Self>, msg: BrowserToRenderer) {
         match msg {
+            BrowserToRenderer::Start { .. } => {
+                log::warn!(target: "renderer", "Start for a renderer that already serves a tab: ignored");
+            }
             BrowserToRenderer::Navigate { url } => self.view.load_uri(&url),
             BrowserToRenderer::Reload => self.view.reload(),
             BrowserToRenderer::Stop => self.view.stop_loading(),

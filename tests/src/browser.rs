@@ -46,6 +46,10 @@ pub struct BrowserOpts {
     pub profile: Option<PathBuf>,
     /// Extra command-line flags (such as `--max-live-tabs 3`), passed before the URLs.
     pub args: Vec<String>,
+    /// Let the browser keep a spare renderer (off by default: the browser starts one only when
+    /// the machine is idle, so whether a test's tree holds one would depend on the machine's
+    /// load; tests about the spare, and the benchmarks, turn it on).
+    pub spare: bool,
 }
 
 /// One connection to a control socket. Requests are answered in order; every request carries a
@@ -192,6 +196,9 @@ impl Browser {
             .arg(&profile);
         if let Some(renderer) = &opts.renderer {
             cmd.arg("--renderer").arg(renderer);
+        }
+        if !opts.spare {
+            cmd.arg("--no-spare-renderer");
         }
         cmd.args(&opts.args);
         cmd.args(&opts.urls);

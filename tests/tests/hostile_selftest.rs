@@ -146,6 +146,7 @@ impl Hostile {
                     website_data_dir: self.tmp.path().into(),
                     cookie_file: self.tmp.path().join("c"),
                     restore: None,
+                    spare: false,
                 },
                 receiver: rx,
             })

@@ -11,8 +11,8 @@
 //! The sampler's thread owns one [`Monitor`] and measures in rounds:
 //!
 //! * **Periodic** rounds, one [`INTERVAL`] after the end of the previous round, while somebody
-//!   watches ([`Sampler::watch`]): the Task Manager window (with PSS when its PSS column is
-//!   shown) or the memory budget (without). Their result is [`Sampler::latest`]: it describes
+//!   watches ([`Sampler::watch`]): the Task Manager window (with PSS every [`PSS_INTERVAL`] when
+//!   its PSS column is shown, and at once when it is turned on) or the memory budget (without). Their result is [`Sampler::latest`]: it describes
 //!   the tree as it was at most one interval plus two rounds ago (a few milliseconds for a round
 //!   of an ordinary tree, up to [`PSS_DEADLINE`] and a little more for a huge one with PSS).
 //! * **Requested** rounds ([`Sampler::request`], the control socket's `task_manager`): the
@@ -34,7 +34,25 @@ use warren_ipc::TabId;
 use super::{Monitor, Query, Snapshot};
 
 /// How often periodic rounds run while somebody watches.
-pub const INTERVAL: Duration = Duration::from_secs(1);
+///
+/// Every round wakes the UI thread and repaints the open Task Manager, so this sets the idle
+/// cost of an open Task Manager: with 10 idle tabs (about 130 processes) a round took about
+/// 4 ms of the sampler's thread and a repaint about 5 ms on software GL (llvmpipe, as under
+/// Xvfb or in a VM), 1.3% of a core at one round a second, over the 1% the browser may spend
+/// idle. Two seconds halves that and is still a live view (htop refreshes every 1.5 s, KDE's
+/// System Monitor every 2 s, top every 3 s); a user's action (freeze, discard, end, showing PSS,
+/// opening the window) still gets a round at once ([`Sampler::refresh_soon`], [`Sampler::watch`]),
+/// and the CPU column averages over the whole interval, so it jitters less.
+pub const INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often periodic rounds read PSS while the Task Manager shows its PSS column; the rounds in
+/// between measure everything else, and the window keeps showing the last PSS read.
+///
+/// PSS makes the kernel walk every page table of every process: with 10 idle tabs (about 130
+/// processes, WebKit's mapping tens of GiB each) a round with PSS took 80 to 90 ms of the
+/// sampler's thread, 4 to 5% of a core at one round every [`INTERVAL`]. PSS is shared pages split
+/// between their users, which moves slowly; ten seconds is live enough for it.
+pub const PSS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long one round may spend reading PSS.
 pub const PSS_DEADLINE: Duration = Duration::from_secs(4);
@@ -82,6 +100,8 @@ struct State {
     displays: Vec<(TabId, u32)>,
     /// Tabs whose renderer reported its Landlock scoping in force.
     landlocked: Vec<TabId>,
+    /// The spare renderer's started process and its display's, if there is a spare.
+    spares: Vec<u32>,
     watch: Watch,
     /// A round is wanted as soon as possible (with the watch's PSS setting).
     soon: bool,
@@ -90,6 +110,8 @@ struct State {
     /// When the last round ended: the next periodic one starts an interval later, so rounds
     /// that take long (hundreds of large processes) still leave the sampler idle in between.
     last_round: Option<Instant>,
+    /// When the last periodic round that read PSS started; `None` makes the next one read it.
+    last_pss_round: Option<Instant>,
     rounds: u64,
     stop: bool,
 }
@@ -138,15 +160,25 @@ impl Sampler {
         lock(&self.shared.state).landlocked = tabs;
     }
 
+    /// The processes the browser started for its spare renderer (its sandbox and its nested
+    /// display's): shown as the spare, not as strays.
+    pub fn set_spares(&self, spares: Vec<u32>) {
+        lock(&self.shared.state).spares = spares;
+    }
+
     /// Starts, stops or changes the periodic rounds. Turning PSS on asks for a round at once.
     pub fn watch(&self, watch: Watch) {
         let mut state = lock(&self.shared.state);
         if state.watch == watch {
             return;
         }
-        let sooner = watch.periodic && (!state.watch.periodic || (watch.pss && !state.watch.pss));
+        let pss_on = watch.pss && !(state.watch.periodic && state.watch.pss);
+        let sooner = watch.periodic && (!state.watch.periodic || pss_on);
         state.watch = watch;
         state.soon |= sooner;
+        if pss_on {
+            state.last_pss_round = None;
+        }
         drop(state);
         self.shared.wake.notify_all();
     }
@@ -165,12 +197,14 @@ impl Sampler {
         renderers: Vec<(TabId, u32)>,
         displays: Vec<(TabId, u32)>,
         landlocked: Vec<TabId>,
+        spares: Vec<u32>,
         answer: Answer,
     ) {
         let mut state = lock(&self.shared.state);
         state.renderers = renderers;
         state.displays = displays;
         state.landlocked = landlocked;
+        state.spares = spares;
         state.waiting.push(answer);
         drop(state);
         self.shared.wake.notify_all();
@@ -196,6 +230,7 @@ struct Round {
     renderers: Vec<(TabId, u32)>,
     displays: Vec<(TabId, u32)>,
     landlocked: Vec<TabId>,
+    spares: Vec<u32>,
     answers: Vec<Answer>,
 }
 
@@ -211,7 +246,7 @@ fn run(shared: &Shared, mut monitor: Monitor, on_sample: &dyn Fn()) {
             renderers: &round.renderers,
             displays: &round.displays,
             landlocked: &round.landlocked,
-            spares: &[],
+            spares: &round.spares,
             pss: round.query_pss,
         };
         let measured = monitor.refresh_until(&query, started + PSS_DEADLINE);
@@ -291,12 +326,21 @@ fn next_round(shared: &Shared) -> Option<Round> {
     }
     let answers = std::mem::take(&mut state.waiting);
     state.soon = false;
+    let now = Instant::now();
+    let pss_due = state.watch.pss
+        && state
+            .last_pss_round
+            .is_none_or(|t| now.saturating_duration_since(t) >= PSS_INTERVAL);
+    if pss_due {
+        state.last_pss_round = Some(now);
+    }
     Some(Round {
-        query_pss: !answers.is_empty() || state.watch.pss,
+        query_pss: !answers.is_empty() || pss_due,
         browser_pid: state.browser_pid,
         renderers: state.renderers.clone(),
         displays: state.displays.clone(),
         landlocked: state.landlocked.clone(),
+        spares: state.spares.clone(),
         answers,
     })
 }
@@ -336,7 +380,13 @@ mod tests {
         let (sampler, _rounds) = started(&fp);
         assert!(sampler.latest().is_none(), "no round before anyone asks");
         let (answer, rx) = answer_channel();
-        sampler.request(RENDERERS.to_vec(), Vec::new(), Vec::new(), answer);
+        sampler.request(
+            RENDERERS.to_vec(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            answer,
+        );
         let sample = rx.recv_timeout(WAIT).unwrap().unwrap();
         assert!(sample.snapshot.pss);
         assert_eq!(sample.snapshot.pss_skipped, 0);
@@ -354,7 +404,13 @@ mod tests {
         let (sampler, rounds) = started(&fp);
         let renderers = vec![(TabId(1), 200), (TabId(3), 702)];
         let (answer, rx) = answer_channel();
-        sampler.request(renderers.clone(), vec![(TabId(3), 690)], Vec::new(), answer);
+        sampler.request(
+            renderers.clone(),
+            vec![(TabId(3), 690)],
+            Vec::new(),
+            Vec::new(),
+            answer,
+        );
         let sample = rx.recv_timeout(WAIT).unwrap().unwrap();
         let tab3 = sample.snapshot.tab(TabId(3)).unwrap();
         assert_eq!((tab3.renderer_pid, tab3.sum.processes), (702, 11));
@@ -390,13 +446,19 @@ mod tests {
         standard_tree(&fp);
         let (sampler, rounds) = started(&fp);
         let (first, rx1) = answer_channel();
-        sampler.request(Vec::new(), Vec::new(), Vec::new(), first);
+        sampler.request(Vec::new(), Vec::new(), Vec::new(), Vec::new(), first);
         let before = rx1.recv_timeout(WAIT).unwrap().unwrap();
         // Tab 2 is not known as a tab in the first round; a later request sees it.
         assert!(before.snapshot.tab(TabId(2)).is_none());
         rounds.recv_timeout(WAIT).unwrap();
         let (second, rx2) = answer_channel();
-        sampler.request(RENDERERS.to_vec(), Vec::new(), Vec::new(), second);
+        sampler.request(
+            RENDERERS.to_vec(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            second,
+        );
         let after = rx2.recv_timeout(WAIT).unwrap().unwrap();
         assert!(after.seq > before.seq);
         assert!(after.started >= before.started + before.took);
@@ -430,6 +492,25 @@ mod tests {
             pss: true,
         });
         rounds.recv_timeout(WAIT).unwrap();
+        let with_pss = sampler.latest().unwrap();
+        assert!(with_pss.snapshot.pss);
+        // The next periodic round, within PSS_INTERVAL of that one, measures without PSS.
+        rounds.recv_timeout(WAIT).unwrap();
+        let next = sampler.latest().unwrap();
+        assert!(next.seq > with_pss.seq);
+        assert!(next.started < with_pss.started + PSS_INTERVAL);
+        assert!(!next.snapshot.pss, "PSS is read every PSS_INTERVAL only");
+        assert!(next.snapshot.tab(TabId(1)).unwrap().sum.memory_kb > 0);
+        // Turned off and on again, it is read at once.
+        sampler.watch(Watch {
+            periodic: true,
+            pss: false,
+        });
+        sampler.watch(Watch {
+            periodic: true,
+            pss: true,
+        });
+        rounds.recv_timeout(WAIT).unwrap();
         assert!(sampler.latest().unwrap().snapshot.pss);
         // Unwatched, the rounds stop (one may have been under way).
         sampler.watch(Watch::default());
@@ -454,7 +535,7 @@ mod tests {
             (s, rx)
         };
         let (answer, rx) = answer_channel();
-        sampler.request(Vec::new(), Vec::new(), Vec::new(), answer);
+        sampler.request(Vec::new(), Vec::new(), Vec::new(), Vec::new(), answer);
         let err = rx.recv_timeout(WAIT).unwrap().unwrap_err();
         assert!(err.contains("4242"), "{err}");
         drop(sampler);

@@ -73,6 +73,32 @@ pub struct Start {
     /// The files the user opened in the tab: the renderer's sandbox shows them (read-only), and
     /// nothing else of the user's files.
     pub files: Vec<std::path::PathBuf>,
+    /// A prewarmed spare with no tab yet: it builds its view, loads nothing and waits for
+    /// [`BrowserToRenderer::Start`]. Hidden, no files; `url` is empty.
+    pub spare: bool,
+}
+
+impl Start {
+    /// What a spare renderer starts with: a hidden view of the content area's size.
+    pub fn spare(bounds: Bounds) -> Self {
+        Self {
+            url: String::new(),
+            visible: false,
+            bounds,
+            restore: None,
+            files: Vec::new(),
+            spare: true,
+        }
+    }
+}
+
+/// A prewarmed renderer waiting for a tab, as Chromium keeps one: a new tab (or the restore of a
+/// discarded one) then costs a navigation, not a process start (bubblewrap, GTK, the nested
+/// display, WebKit's web and network processes).
+pub struct Spare {
+    /// The id it was started with: a tab id reserved for it, which the next new tab takes.
+    pub(super) id: TabId,
+    pub(super) renderer: Box<dyn Renderer>,
 }
 
 /// An answer the app is waiting for (a control-socket request), given back in
@@ -95,11 +121,16 @@ pub struct Live {
     pub(super) since: Instant,
     /// The renderer reported its Landlock scoping in force (in `Ready`).
     pub(super) landlock: bool,
+    /// The id the renderer was started with: its frames carry it, and its nested display and
+    /// the clipboard broker know it by it. The tab's own id, except for a spare that took over
+    /// an existing tab (a restore).
+    pub(super) channel: TabId,
 }
 
 impl Live {
-    pub(super) fn new(renderer: Box<dyn Renderer>, now: Instant) -> Self {
+    pub(super) fn new(renderer: Box<dyn Renderer>, channel: TabId, now: Instant) -> Self {
         Self {
+            channel,
             renderer,
             pings: PingTracker::new(now),
             popups: PopupLimiter::with_budget(POPUP_BURST, POPUP_INTERVAL, now),

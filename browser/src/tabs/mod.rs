@@ -38,6 +38,7 @@ use warren_ipc::{
     NEW_TAB_URL,
 };
 
+use life::Spare;
 pub use life::{CrashCause, Launcher, Life, Renderer, Start, Ticket};
 pub use strip::{Tab, TabState, TabStrip, MAX_OPENED_FILES};
 
@@ -199,6 +200,12 @@ pub struct Tabs {
     over_cap: Option<String>,
     /// When the policy last discarded a tab for low memory.
     last_low_memory_discard: Option<Instant>,
+    /// A prewarmed renderer the next new tab or restore takes ([`Tabs::prewarm`]).
+    spare: Option<Spare>,
+    /// Holds off the next spare after one failed to start or died waiting.
+    spare_backoff: crate::spare::Backoff,
+    /// A spare died waiting: the backoff starts at the next [`Tabs::prewarm`].
+    spare_died: bool,
 }
 
 impl Tabs {
@@ -219,6 +226,9 @@ impl Tabs {
             generation: 0,
             over_cap: None,
             last_low_memory_discard: None,
+            spare: None,
+            spare_backoff: crate::spare::Backoff::default(),
+            spare_died: false,
         }
     }
 
@@ -281,6 +291,30 @@ impl Tabs {
             .filter(|t| t.life.live().is_some_and(|l| l.landlock))
             .map(|t| t.id)
             .collect()
+    }
+
+    /// The spare renderer's started process and its nested display's, if there is a spare.
+    pub fn spare_pids(&self) -> Option<(u32, Option<u32>)> {
+        self.spare
+            .as_ref()
+            .map(|s| (s.renderer.root_pid(), s.renderer.display_pid()))
+    }
+
+    /// The id the active tab's running renderer was started with (see [`Tabs::tab_of_channel`]).
+    pub fn active_channel(&self) -> Option<TabId> {
+        self.active_tab()
+            .filter(|t| t.has_view())
+            .and_then(|t| t.life.live())
+            .map(|l| l.channel)
+    }
+
+    /// The tab whose running renderer was started with `channel`: the tab's own id, unless the
+    /// renderer was a spare that took over an existing tab.
+    pub fn tab_of_channel(&self, channel: TabId) -> Option<TabId> {
+        self.strip
+            .iter()
+            .find(|t| t.life.live().is_some_and(|l| l.channel == channel))
+            .map(|t| t.id)
     }
 
     /// Why the lifecycle policy's caps are exceeded, if they are.
@@ -437,6 +471,75 @@ impl Tabs {
         for id in ids {
             self.send(id, BrowserToRenderer::SetBounds(bounds));
         }
+        if let Some(spare) = &self.spare {
+            if spare
+                .renderer
+                .send(BrowserToRenderer::SetBounds(bounds))
+                .is_err()
+            {
+                self.drop_spare("it stopped taking messages");
+            }
+        }
+    }
+
+    /// Starts a spare renderer if there is none: the next new tab, or restore, takes it. The
+    /// caller decides when (the machine idle, memory not short); after a spare failed, the next
+    /// waits [`crate::spare::RETRY_AFTER`].
+    pub fn prewarm(&mut self, now: Instant) {
+        if std::mem::take(&mut self.spare_died) {
+            self.spare_backoff.failed(now);
+        }
+        if self.spare.is_some() || !self.spare_backoff.allows(now) {
+            return;
+        }
+        let id = self.strip.next_id();
+        match self.launcher.launch(id, Start::spare(self.bounds)) {
+            Ok(renderer) => {
+                log::info!("spare renderer {id}: pid {}", renderer.pid());
+                self.spare = Some(Spare { id, renderer });
+            }
+            Err(e) => {
+                log::warn!("cannot start a spare renderer: {e}");
+                self.spare_backoff.failed(now);
+            }
+        }
+    }
+
+    /// Whether a spare renderer is waiting.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_some()
+    }
+
+    /// Ends the spare renderer, if there is one.
+    pub fn drop_spare(&mut self, why: &str) {
+        if let Some(mut spare) = self.spare.take() {
+            log::info!("spare renderer {}: ended ({why})", spare.id);
+            spare.renderer.kill();
+        }
+    }
+
+    /// The spare, if `start` may use it: a spare sees none of the user's files.
+    fn take_spare(&mut self, start: &Start) -> Option<Spare> {
+        if start.spare || !start.files.is_empty() {
+            return None;
+        }
+        self.check_spare();
+        self.spare.take()
+    }
+
+    /// A spare says nothing until it has a tab: any event from it means it died (its socket
+    /// closed) or broke the protocol, and it is ended before a tab could take it.
+    fn check_spare(&mut self) {
+        let event = self.spare.as_ref().and_then(|s| s.renderer.try_recv());
+        if let Some(event) = event {
+            let why = match event {
+                HostEvent::Disconnected => "its connection closed".to_owned(),
+                HostEvent::Violation(why) => why,
+                HostEvent::Message(msg) => format!("it sent {} before it had a tab", msg.kind()),
+            };
+            self.drop_spare(&why);
+            self.spare_died = true;
+        }
     }
 
     pub fn bounds(&self) -> Bounds {
@@ -451,7 +554,11 @@ impl Tabs {
         files: Vec<std::path::PathBuf>,
         now: Instant,
     ) -> TabId {
-        let id = self.strip.next_id();
+        // A spare renderer's reserved id, when the new tab will take that spare.
+        let id = match &self.spare {
+            Some(spare) if files.is_empty() => spare.id,
+            _ => self.strip.next_id(),
+        };
         let previous = self.strip.active();
         let becomes_active = !background || previous.is_none();
         let start = Start {
@@ -460,6 +567,7 @@ impl Tabs {
             bounds: self.bounds,
             restore: None,
             files: files.clone(),
+            spare: false,
         };
         let life = self.start_renderer(id, start, now);
         let mut tab = Tab::new(id, url, grants, life, now);
@@ -598,6 +706,7 @@ impl Tabs {
                 bounds,
                 restore: Some(restore),
                 files,
+                spare: false,
             },
             None => Start {
                 url: url.clone(),
@@ -605,6 +714,7 @@ impl Tabs {
                 bounds,
                 restore: None,
                 files,
+                spare: false,
             },
         };
         let restoring = start.restore.is_some();
@@ -911,6 +1021,7 @@ impl Tabs {
             bounds,
             restore,
             files,
+            spare: false,
         };
         self.relaunch(id, start, now);
     }
@@ -930,6 +1041,24 @@ impl Tabs {
 
     fn start_renderer(&mut self, id: TabId, start: Start, now: Instant) -> Life {
         let restoring = start.restore.is_some();
+        if let Some(spare) = self.take_spare(&start) {
+            match adopt(&spare, start.clone()) {
+                Ok(()) => {
+                    log::info!(
+                        "tab {id}: spare renderer {} (pid {}){}",
+                        spare.id,
+                        spare.renderer.pid(),
+                        if restoring { " restoring" } else { "" }
+                    );
+                    return Life::Starting(Live::new(spare.renderer, spare.id, now));
+                }
+                Err(why) => {
+                    log::warn!("spare renderer {}: {why}; starting a new one", spare.id);
+                    let mut spare = spare;
+                    spare.renderer.kill();
+                }
+            }
+        }
         match self.launcher.launch(id, start) {
             Ok(renderer) => {
                 log::info!(
@@ -937,7 +1066,7 @@ impl Tabs {
                     renderer.pid(),
                     if restoring { " (restoring)" } else { "" }
                 );
-                Life::Starting(Live::new(renderer, now))
+                Life::Starting(Live::new(renderer, id, now))
             }
             Err(e) => {
                 log::warn!("tab {id}: cannot start a renderer: {e}");
@@ -985,6 +1114,7 @@ impl Tabs {
     /// a page that opens a tab) and at the end of the renderer's turn. So a page that changes its
     /// title in a loop costs one update and one repaint per wake, not one per message.
     pub fn poll_renderers(&mut self, now: Instant) -> bool {
+        self.check_spare();
         let ids: Vec<TabId> = self
             .strip
             .iter()
@@ -1209,6 +1339,18 @@ impl Tabs {
     /// The reaper collected `pid`, which ended as `how` ("exited with status 1").
     pub fn reaped(&mut self, pid: u32, how: &str) {
         // The reaper reports the browser's own children: the processes it started.
+        if self
+            .spare
+            .as_ref()
+            .is_some_and(|s| s.renderer.root_pid() == pid)
+        {
+            if let Some(spare) = self.spare.as_mut() {
+                spare.renderer.mark_reaped();
+            }
+            self.drop_spare(&format!("its process {how}"));
+            self.spare_died = true;
+            return;
+        }
         if let Some(index) = self
             .retiring
             .iter()
@@ -1481,6 +1623,13 @@ impl Tabs {
     /// Asks every renderer to exit (see [`Tabs::retiring`]); the tabs stay as they are, for a
     /// last [`Tabs::session`].
     pub fn close_renderers(&mut self, now: Instant) {
+        if let Some(spare) = self.spare.take() {
+            spare.renderer.request_shutdown();
+            self.retiring.push(Retiring {
+                renderer: spare.renderer,
+                deadline: now + CLOSE_GRACE,
+            });
+        }
         let ids: Vec<TabId> = self.strip.iter().map(|t| t.id).collect();
         for id in ids {
             let Some(tab) = self.strip.get_mut(id) else {
@@ -1506,6 +1655,7 @@ impl Tabs {
     /// Kills every renderer left (dropping a renderer kills its tree).
     pub fn kill_all(&mut self) {
         self.retiring.clear();
+        self.drop_spare("the browser is closing");
         for tab in self.strip.iter_mut() {
             if let Some(mut live) = tab.life.take_live(Life::Discarded { freed_kb: None }) {
                 live.renderer.kill();
@@ -1603,4 +1753,17 @@ fn instant_of(wall: SystemTime, now: Instant, ms: u64) -> Instant {
 /// The Unix time in milliseconds of an instant, for `last_active_ms`.
 pub fn last_active_ms(tab: &Tab, active: bool, wall: SystemTime, now: Instant) -> u64 {
     unix_ms(wall, now, if active { now } else { tab.last_active })
+}
+
+/// Hands a spare renderer its tab: the first page (or restore), and the view shown if the tab is
+/// the active one. The spare's bounds already follow the content area ([`Tabs::set_bounds`]).
+fn adopt(spare: &Spare, start: Start) -> Result<(), &'static str> {
+    spare.renderer.send(BrowserToRenderer::Start {
+        url: start.url,
+        restore: start.restore,
+    })?;
+    if start.visible {
+        spare.renderer.send(BrowserToRenderer::SetVisible(true))?;
+    }
+    Ok(())
 }

@@ -1626,3 +1626,175 @@ fn a_renderer_sees_the_files_opened_in_its_tab_and_a_new_folder_gets_a_new_rende
     let (_, popup) = h.last_launch();
     assert_eq!(popup.files, h.tabs.get(a).unwrap().files);
 }
+
+// ----- the spare renderer -----
+
+/// The pid of the spare the last launch started (asserting it was one).
+fn spare_pid(h: &Harness) -> (TabId, u32) {
+    let (id, start) = h.last_launch();
+    assert!(start.spare, "the last launch is a spare: {start:?}");
+    assert!(!start.visible && start.files.is_empty() && start.restore.is_none());
+    let pid = h.tabs.spare_pids().expect("a spare").0;
+    (id, pid)
+}
+
+#[test]
+fn a_new_tab_takes_the_spare_and_its_id() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    h.tabs.prewarm(h.now);
+    let (spare, pid) = spare_pid(&h);
+    assert_eq!(h.launches(), 2);
+    // A second call keeps the one spare.
+    h.tabs.prewarm(h.now);
+    assert_eq!(h.launches(), 2);
+
+    let b = h.open(B);
+    assert_eq!(b, spare, "the new tab takes the spare's reserved id");
+    assert_eq!(h.launches(), 2, "no process was started for it");
+    assert_eq!(h.pid(b), pid);
+    assert!(!h.tabs.has_spare());
+    let sent = h.sent(pid);
+    assert_eq!(
+        sent[0],
+        BrowserToRenderer::Start {
+            url: B.into(),
+            restore: None
+        }
+    );
+    assert!(sent.contains(&BrowserToRenderer::SetVisible(true)));
+    assert_eq!(h.tabs.get(b).unwrap().life.name(), "starting");
+    h.load(b, B);
+    assert_eq!(h.state(b), TabState::Active);
+    assert_eq!(h.tabs.tab_of_channel(b), Some(b));
+
+    // Without a spare, ids go on from the counter.
+    let c = h.open(C);
+    assert!(c.0 > b.0);
+    assert_eq!(h.launches(), 3);
+}
+
+#[test]
+fn a_file_tab_does_not_take_the_spare() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    h.tabs.prewarm(h.now);
+    let (spare, _) = spare_pid(&h);
+    let f = h.open("file:///srv/site/index.html");
+    assert_ne!(f, spare);
+    assert_eq!(h.launches(), 3);
+    assert!(h.tabs.has_spare(), "the spare waits for a tab it may serve");
+}
+
+#[test]
+fn a_restore_takes_the_spare_and_the_broker_follows_its_channel() {
+    let mut h = Harness::new();
+    let a = h.open(A);
+    h.load(a, A);
+    let b = h.open(B);
+    h.load(b, B);
+    let pa = h.pid(a);
+    h.apply(Verb::Discard(a)).unwrap();
+    h.answer_capture(a, pa, &[A, C], 120.0);
+    assert_eq!(h.state(a), TabState::Discarded);
+    h.tabs.prewarm(h.now);
+    let (spare, pid) = spare_pid(&h);
+    let launches = h.launches();
+
+    h.apply(Verb::Activate(a)).unwrap();
+    assert_eq!(h.launches(), launches, "the restore used the spare");
+    assert_eq!(h.pid(a), pid);
+    match &h.sent(pid)[0] {
+        BrowserToRenderer::Start { url, restore } => {
+            assert_eq!(url, C);
+            let restore = restore.as_ref().expect("the snapshot goes along");
+            assert_eq!(restore.history.entries.len(), 2);
+            assert_eq!(restore.page.as_ref().unwrap().scroll_y, 120.0);
+        }
+        other => panic!("first message {other:?}"),
+    }
+    // The tab keeps its id; its renderer (and display) go by the spare's.
+    assert_ne!(spare, a);
+    assert_eq!(h.tabs.tab_of_channel(spare), Some(a));
+    assert_eq!(h.tabs.tab_of_channel(a), None);
+    h.load(a, C);
+    assert_eq!(h.tabs.active_channel(), Some(spare));
+}
+
+#[test]
+fn the_spare_follows_the_content_area_and_ends_with_the_browser() {
+    let mut h = Harness::new();
+    h.tabs.prewarm(h.now);
+    let (_, pid) = spare_pid(&h);
+    let bounds = warren_ipc::Bounds {
+        x: 0,
+        y: 80,
+        width: 900,
+        height: 600,
+    };
+    h.tabs.set_bounds(bounds);
+    assert_eq!(h.sent(pid), vec![BrowserToRenderer::SetBounds(bounds)]);
+    h.tabs.kill_all();
+    assert!(h.killed(pid));
+    assert!(!h.tabs.has_spare());
+}
+
+#[test]
+fn a_spare_that_dies_is_replaced_only_after_a_pause() {
+    let mut h = Harness::new();
+    h.tabs.prewarm(h.now);
+    let (_, pid) = spare_pid(&h);
+    h.tabs.reaped(pid, "was killed by SIGKILL");
+    assert!(!h.tabs.has_spare());
+    h.tabs.prewarm(h.now);
+    assert!(!h.tabs.has_spare(), "no new spare right after one died");
+    h.advance(crate::spare::RETRY_AFTER);
+    h.tabs.prewarm(h.now);
+    assert!(h.tabs.has_spare());
+
+    // A launch that fails waits too.
+    h.tabs.drop_spare("test");
+    h.world.borrow_mut().fail_launch = true;
+    h.tabs.prewarm(h.now);
+    h.world.borrow_mut().fail_launch = false;
+    h.tabs.prewarm(h.now);
+    assert!(!h.tabs.has_spare());
+    h.advance(crate::spare::RETRY_AFTER);
+    h.tabs.prewarm(h.now);
+    assert!(h.tabs.has_spare());
+}
+
+#[test]
+fn a_spare_that_cannot_take_messages_gives_way_to_a_new_renderer() {
+    let mut h = Harness::new();
+    h.tabs.prewarm(h.now);
+    let (_, pid) = spare_pid(&h);
+    h.world.borrow_mut().full.insert(pid, true);
+    let a = h.open(A);
+    assert!(h.killed(pid));
+    assert_ne!(h.pid(a), pid);
+    assert_eq!(h.tabs.get(a).unwrap().life.name(), "starting");
+}
+
+#[test]
+fn a_spare_whose_connection_closed_is_never_given_a_tab() {
+    let mut h = Harness::new();
+    h.tabs.prewarm(h.now);
+    let (_, pid) = spare_pid(&h);
+    // Its socket closed; the reaper has not said so yet.
+    h.world
+        .borrow_mut()
+        .events
+        .entry(pid)
+        .or_default()
+        .push_back(HostEvent::Disconnected);
+    let a = h.open(A);
+    assert_ne!(h.pid(a), pid, "the dead spare was not used");
+    assert!(h.killed(pid));
+    assert_eq!(h.tabs.get(a).unwrap().life.name(), "starting");
+    // It counts as a spare that died: the next waits.
+    h.tabs.prewarm(h.now);
+    assert!(!h.tabs.has_spare());
+}
