@@ -6,7 +6,9 @@
 //! (so classification by executable works as for real WebKit helpers), and beside each one a
 //! copy named `Xephyr`, listed as the tab's nested display; it refreshes a `Monitor`
 //! REFRESHES times (default 200) without and with PSS, and prints the thread CPU time per refresh
-//! against the 10 ms target. Every process it started is killed by process group at the end, on
+//! against the 10 ms target. Then it runs the real sampler thread with PSS over the same trees
+//! for a few rounds while the main thread plays the UI thread, and prints the longest the UI
+//! thread's calls into the sampler took. Every process it started is killed by process group at the end, on
 //! panic too, and each one also dies with its parent (`PR_SET_PDEATHSIG`) if the benchmark is
 //! killed.
 
@@ -16,12 +18,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use warren_browser::procs::sampler::{self, Sample, Sampler, Watch};
 use warren_browser::procs::{Kind, Monitor, Query, Snapshot};
 use warren_ipc::TabId;
 
@@ -161,13 +165,117 @@ fn run(tabs: usize, refreshes: usize) -> Result<bool, String> {
         ms(mean),
         ms(plain.p95_cpu())
     );
+    let period = sampler::INTERVAL.as_secs_f64();
     println!(
-        "At one refresh per second that is {:.2}% of one core ({:.2}% with PSS).",
-        ms(mean) / 10.0,
-        ms(with_pss.mean_cpu()) / 10.0
+        "At one refresh every {period} s (the sampler's period while the Task Manager is open) \
+         that is {:.2}% of one core ({:.2}% if every refresh read PSS; with its PSS column shown \
+         the window reads PSS every {} s).",
+        ms(mean) / 10.0 / period,
+        ms(with_pss.mean_cpu()) / 10.0 / period,
+        sampler::PSS_INTERVAL.as_secs()
+    );
+
+    let stall = ui_stall(&renderers, &displays, STALL_RUN)?;
+    println!(
+        "UI thread against the sampler's thread reading PSS back to back for {} s ({} rounds \
+         with PSS, {:.1} ms wall each at most): what the UI thread does with the sampler \
+         (publish the renderers, take the latest reading, ask) took at most {:.3} ms ({} calls); its \
+         longest gap between two 1 ms sleeps was {:.1} ms (scheduling on this machine, not the \
+         sampler).",
+        STALL_RUN.as_secs(),
+        stall.rounds,
+        ms(stall.longest_round),
+        ms(stall.longest_call),
+        stall.calls,
+        ms(stall.longest_gap)
     );
     drop(trees);
     Ok(ok)
+}
+
+/// How long the UI-stall measurement runs: a few of the sampler's periodic rounds.
+const STALL_RUN: Duration = Duration::from_secs(10);
+
+/// What the UI thread saw while the sampler measured on its own thread.
+struct Stall {
+    /// The longest the UI thread's calls into the sampler took (waiting for its lock included).
+    longest_call: Duration,
+    /// The longest time between two iterations of the UI loop (its 1 ms sleep included).
+    longest_gap: Duration,
+    calls: u64,
+    /// Rounds completed, and the longest one's wall time.
+    rounds: u64,
+    longest_round: Duration,
+}
+
+/// Runs a [`Sampler`] over the trees with rounds that read PSS back to back (a control-socket
+/// `task_manager` request asked again as soon as it is answered, the worst case; the window's
+/// periodic rounds read PSS only every [`sampler::PSS_INTERVAL`]), while this thread does what
+/// the browser's UI thread does with the sampler, every millisecond: publishes the renderers and
+/// displays, takes the latest reading, and asks for the next request when one was answered.
+/// PSS is read on the sampler's thread only, so these calls must stay short however long a
+/// round takes: they only wait for the sampler's lock, which a round never holds while it reads.
+fn ui_stall(
+    renderers: &[(TabId, u32)],
+    displays: &[(TabId, u32)],
+    run_for: Duration,
+) -> Result<Stall, String> {
+    let monitor = Monitor::new().map_err(|e| e.to_string())?;
+    let sampler = Sampler::start(monitor, std::process::id(), || {})
+        .map_err(|e| format!("cannot start the sampler: {e}"))?;
+    sampler.watch(Watch {
+        periodic: true,
+        pss: true,
+    });
+    let mut stall = Stall {
+        longest_call: Duration::ZERO,
+        longest_gap: Duration::ZERO,
+        calls: 0,
+        rounds: 0,
+        longest_round: Duration::ZERO,
+    };
+    let (answered, answers) = std::sync::mpsc::channel();
+    let mut outstanding = false;
+    let start = Instant::now();
+    let mut last = start;
+    while start.elapsed() < run_for {
+        let before = Instant::now();
+        stall.longest_gap = stall.longest_gap.max(before - last);
+        sampler.set_renderers(renderers.to_vec());
+        sampler.set_displays(displays.to_vec());
+        std::hint::black_box(sampler.latest());
+        if let Ok(answer) = answers.try_recv() {
+            let sample: Arc<Sample> = answer?;
+            if !sample.snapshot.pss {
+                return Err("a requested round did not read PSS".into());
+            }
+            stall.rounds += 1;
+            stall.longest_round = stall.longest_round.max(sample.took);
+            outstanding = false;
+        }
+        if !outstanding {
+            let answered = answered.clone();
+            sampler.request(
+                renderers.to_vec(),
+                displays.to_vec(),
+                Vec::new(),
+                Vec::new(),
+                Box::new(move |result| {
+                    let _ = answered.send(result);
+                }),
+            );
+            outstanding = true;
+        }
+        let after = Instant::now();
+        stall.longest_call = stall.longest_call.max(after - before);
+        stall.calls += 1;
+        last = after;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if stall.rounds == 0 {
+        return Err("the sampler completed no round".into());
+    }
+    Ok(stall)
 }
 
 /// CPU and wall time of each refresh.

@@ -152,7 +152,11 @@ impl EguiWindow {
         let x11_window = gl
             .x11_window()
             .ok_or("Warren needs an X11 window; this display is not X11")?;
-        let egui = egui_glow::EguiGlow::new(event_loop, gl.gl.clone(), None, None, true);
+        // No dithering: the chrome is flat colours, which egui's dithering leaves unchanged
+        // anyway, and its per-pixel noise was the largest part of the fragment shader, which
+        // software GL (llvmpipe: Xvfb, VMs, remote desktops) runs on the CPU for every pixel
+        // of every frame.
+        let egui = egui_glow::EguiGlow::new(event_loop, gl.gl.clone(), None, None, false);
         egui.egui_ctx.set_theme(egui::Theme::Light);
         egui.egui_ctx
             .set_request_repaint_callback(move |info| on_repaint(info.delay));

@@ -26,8 +26,9 @@
 //!   its entries), `smaps_rollup` (PSS) only when [`Query::pss`] asks for it (the kernel walks
 //!   every page table entry of every mapping: about 10 ms for a process that maps 4 GiB) and
 //!   only until the refresh's deadline ([`Monitor::refresh_until`]; later rows have no PSS and
-//!   [`Snapshot::pss_skipped`] counts them), and `exe` and `cmdline` only the first time a process is seen (names
-//!   are cached per pid, start time and `comm`, so an `exec` is noticed).
+//!   [`Snapshot::pss_skipped`] counts them), `exe` and `cmdline` only the first time a process
+//!   is seen, and the `ns/pid` and `ns/net` links then and every [`NAMESPACES_EVERY`]th refresh
+//!   (names and namespaces are cached per pid, start time and `comm`, so an `exec` is noticed).
 //! * Within one refresh, the files of one pid are taken to be of one process: the kernel hands
 //!   out pids cyclically, so a pid is reused only after `pid_max` (32768 or more) others were
 //!   allocated, which does not happen in the milliseconds one refresh takes. Across refreshes,
@@ -124,6 +125,16 @@ pub const MIN_CPU_INTERVAL: Duration = Duration::from_millis(500);
 /// Every this many refreshes, the `stat` of every process is read, even of those known to be
 /// outside the browser's tree.
 pub const FULL_SCAN_EVERY: u64 = 16;
+
+/// A process's namespaces are read again after this many refreshes, and after an `exec`.
+///
+/// Two `readlink`s per process and refresh were a tenth of the sampler's time with the Task
+/// Manager open. A process's PID namespace is fixed for its life; its network namespace changes
+/// only by `unshare` or `setns`, which the sandboxes do as they start the process (bubblewrap
+/// creates the namespaces with the child, then `exec`s), and which a process inside a sandbox
+/// cannot use to leave it. So a sandbox layer that appears later is shown at most this many
+/// refreshes late, and none is ever shown after it was left.
+pub const NAMESPACES_EVERY: u64 = 8;
 
 /// What can stop a whole refresh. Single processes never do: they are dropped or marked.
 #[derive(Debug, Error)]
@@ -477,10 +488,16 @@ struct CpuSample {
     percent: Option<f64>,
 }
 
+/// What is cached of a process across refreshes, valid while its start time and `comm` stay
+/// the same (a new `comm` means an `exec`).
 struct NameEntry {
     start_ticks: u64,
     comm: Comm,
     name: String,
+    /// Its PID and network namespaces, and the refresh they were read in (see
+    /// [`NAMESPACES_EVERY`]).
+    namespaces: (Option<u64>, Option<u64>),
+    namespaces_read: u64,
 }
 
 impl Monitor {
@@ -795,13 +812,26 @@ impl Monitor {
         } else {
             count_entries(&self.proc.path.join(pid_file(path, pid, "fd")))
         };
-        let name = match self.names.remove(&entry.pid) {
-            Some(cached)
-                if cached.start_ticks == entry.start_ticks && cached.comm == entry.comm =>
-            {
-                cached.name
+        let cached = self
+            .names
+            .remove(&entry.pid)
+            .filter(|c| c.start_ticks == entry.start_ticks && c.comm == entry.comm);
+        let refresh = self.refreshes;
+        let (name, namespaces, namespaces_read) = match cached {
+            Some(c) if refresh.saturating_sub(c.namespaces_read) < NAMESPACES_EVERY => {
+                (c.name, c.namespaces, c.namespaces_read)
             }
-            _ => resolve_name(proc, pid, &entry.comm, &mut s.file, path),
+            cached => {
+                let name = match cached {
+                    Some(c) => c.name,
+                    None => resolve_name(proc, pid, &entry.comm, &mut s.file, path),
+                };
+                let namespaces = (
+                    namespace(proc, pid, "pid", path),
+                    namespace(proc, pid, "net", path),
+                );
+                (name, namespaces, refresh)
+            }
         };
         self.next_names.insert(
             entry.pid,
@@ -809,6 +839,8 @@ impl Monitor {
                 start_ticks: entry.start_ticks,
                 comm: entry.comm,
                 name: name.clone(),
+                namespaces,
+                namespaces_read,
             },
         );
         Some(Measured {
@@ -823,8 +855,8 @@ impl Monitor {
                 seccomp_filter: status.seccomp_mode == Some(2),
                 ..Sandbox::default()
             },
-            pid_ns: namespace(proc, pid, "pid", path),
-            net_ns: namespace(proc, pid, "net", path),
+            pid_ns: namespaces.0,
+            net_ns: namespaces.1,
         })
     }
 }

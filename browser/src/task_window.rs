@@ -1,4 +1,4 @@
-//! The Task Manager's own window: its egui view, fed once a second with the process sampler's latest reading.
+//! The Task Manager's own window: its egui view, fed every [`warren_browser::procs::sampler::INTERVAL`] with the process sampler's latest reading.
 //!
 //! The window never measures: the sampler ([`warren_browser::procs::sampler`]) does, on its own
 //! thread, while the window is open (with PSS while the PSS column is shown), and the window

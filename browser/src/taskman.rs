@@ -7,13 +7,18 @@ use egui::{Color32, RichText, Sense, Stroke, Vec2};
 use egui_extras::{Column, TableBuilder};
 use warren_browser::policy::Protection;
 use warren_browser::procs;
+use warren_browser::procs::sampler;
 use warren_browser::tabs::{Life, Tab, TabState, Tabs, Verb};
 use warren_ipc::TabId;
 
 use crate::menu;
 
-/// Seconds of memory history kept per row and in the total chart.
-const HISTORY: usize = 60;
+/// How far back the memory history of each row and of the total chart goes.
+const HISTORY_SPAN: Duration = Duration::from_secs(60);
+
+/// Readings of memory history kept per row and in the total chart: one per periodic reading
+/// ([`sampler::INTERVAL`]) over [`HISTORY_SPAN`].
+const HISTORY: usize = (HISTORY_SPAN.as_secs() / sampler::INTERVAL.as_secs()) as usize;
 
 /// How long reordering waits after the pointer last moved over the table.
 const HOVER_FREEZE: Duration = Duration::from_secs(3);
@@ -365,8 +370,11 @@ fn push_history(history: &mut VecDeque<u64>, value: u64) {
 }
 
 impl TaskView {
-    /// Takes a new reading (once a second, unless paused).
-    pub fn update(&mut self, rows: Vec<TaskRow>, now: Instant) {
+    /// Takes a new reading (one per [`sampler::INTERVAL`], unless paused).
+    pub fn update(&mut self, mut rows: Vec<TaskRow>, now: Instant) {
+        if self.show_pss {
+            self.keep_pss(&mut rows);
+        }
         let keys: HashSet<RowKey> = rows.iter().map(|r| r.key).collect();
         self.history.retain(|k, _| keys.contains(k));
         for row in &rows {
@@ -383,6 +391,27 @@ impl TaskView {
         self.reorder(now);
         if self.selected.is_some_and(|k| !keys.contains(&k)) {
             self.selected = None;
+        }
+    }
+
+    /// Fills in the PSS of rows read without it from the reading shown, for the same processes:
+    /// the sampler reads PSS only every [`sampler::PSS_INTERVAL`], the readings in between have
+    /// none, and the column keeps the last figure rather than blinking to "–".
+    fn keep_pss(&self, rows: &mut [TaskRow]) {
+        for row in rows.iter_mut() {
+            let Some(old) = self.row(row.key).filter(|old| old.pid == row.pid) else {
+                continue;
+            };
+            if row.pss_kb.is_none() {
+                row.pss_kb = old.pss_kb;
+            }
+            for process in row.processes.iter_mut().filter(|p| p.pss_kb.is_none()) {
+                process.pss_kb = old
+                    .processes
+                    .iter()
+                    .find(|p| p.pid == process.pid)
+                    .and_then(|p| p.pss_kb);
+            }
         }
     }
 
@@ -506,13 +535,14 @@ impl TaskView {
                 });
         }
 
+        // Neither the footer nor the table below is filled (no grey footer, no striped rows): the
+        // window is cleared to white, and on software GL (llvmpipe) every filled pixel runs the
+        // fragment shader on the CPU at each refresh; those fills were about a third of the
+        // window's area. The panel's separator line and the hovered and selected rows' highlight
+        // still set them apart.
         egui::Panel::bottom("task_manager_footer")
             .exact_size(132.0)
-            .frame(
-                egui::Frame::NONE
-                    .inner_margin(egui::Margin::symmetric(10, 6))
-                    .fill(Color32::from_gray(246)),
-            )
+            .frame(egui::Frame::NONE.inner_margin(egui::Margin::symmetric(10, 6)))
             .show(ui, |ui| {
                 ui.horizontal(|ui| {
                     let total: u64 = self.rows.iter().filter_map(|r| r.memory_kb).sum();
@@ -544,8 +574,7 @@ impl TaskView {
                 memory_chart(ui, &self.total_history);
             });
 
-        // No fill: the window is cleared to white, and a full-window fill would cost a software-GL
-        // pass over every pixel at each refresh.
+        // No fill either (see the footer).
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE.inner_margin(egui::Margin::symmetric(8, 4)))
             .show(ui, |ui| {
@@ -558,7 +587,6 @@ impl TaskView {
                 let mut header_clicked = None;
                 let mut table = TableBuilder::new(ui)
                     .auto_shrink([false, false])
-                    .striped(true)
                     .sense(Sense::click())
                     .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
                     .column(Column::remainder().at_least(140.0).clip(true))
@@ -603,7 +631,10 @@ impl TaskView {
                             });
                         }
                         header.col(|ui| {
-                            ui.label(RichText::new("Last 60 s").strong());
+                            ui.label(
+                                RichText::new(format!("Last {} s", HISTORY_SPAN.as_secs()))
+                                    .strong(),
+                            );
                         });
                     })
                     .body(|mut body| {
@@ -974,12 +1005,12 @@ fn sparkline(ui: &mut egui::Ui, history: &VecDeque<u64>) {
     ));
 }
 
-/// The total memory of the last 60 seconds, as a filled chart with its scale.
+/// The total memory of the last [`HISTORY_SPAN`], as a filled chart with its scale.
 fn memory_chart(ui: &mut egui::Ui, history: &VecDeque<u64>) {
     let size = Vec2::new(ui.available_width(), ui.available_height().max(40.0));
     let (rect, _) = ui.allocate_exact_size(size, Sense::hover());
     let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 4.0, Color32::WHITE);
+    // Outlined, not filled: the footer is already the window's white.
     painter.rect_stroke(
         rect,
         4.0,
@@ -1016,7 +1047,11 @@ fn memory_chart(ui: &mut egui::Ui, history: &VecDeque<u64>) {
     painter.text(
         rect.left_top() + Vec2::new(6.0, 4.0),
         egui::Align2::LEFT_TOP,
-        format!("Total memory, last 60 s (max {})", mib((max / 1.15) as u64)),
+        format!(
+            "Total memory, last {} s (max {})",
+            HISTORY_SPAN.as_secs(),
+            mib((max / 1.15) as u64)
+        ),
         egui::FontId::proportional(11.0),
         Color32::from_gray(100),
     );
@@ -1134,6 +1169,51 @@ mod tests {
         assert_eq!(v.total_history.len(), HISTORY);
         v.update(vec![row(RowKey::Tab(TabId(2)), 1)], now);
         assert!(!v.history.contains_key(&RowKey::Tab(TabId(1))));
+    }
+
+    #[test]
+    fn pss_is_kept_between_readings_for_the_same_processes_while_shown() {
+        let mut v = TaskView {
+            show_pss: true,
+            ..TaskView::default()
+        };
+        let now = Instant::now();
+        let tab = RowKey::Tab(TabId(1));
+        let process = |pid, pss_kb| ProcessRow {
+            pid,
+            kind: "renderer",
+            name: "renderer".into(),
+            sandbox: procs::Sandbox::default(),
+            memory_kb: Some(1),
+            pss_kb,
+            cpu_percent: None,
+            uptime: None,
+        };
+        let with = |pid, pss: Option<u64>| TaskRow {
+            pid: Some(pid),
+            pss_kb: pss.map(|kb| kb * 2),
+            processes: vec![process(pid, pss)],
+            ..row(tab, 1)
+        };
+        v.update(vec![with(7, Some(300))], now);
+        // A reading without PSS keeps the figures of the same process.
+        v.update(vec![with(7, None)], now);
+        assert_eq!(v.row(tab).unwrap().pss_kb, Some(600));
+        assert_eq!(v.row(tab).unwrap().processes[0].pss_kb, Some(300));
+        // A new reading with PSS replaces them.
+        v.update(vec![with(7, Some(100))], now);
+        assert_eq!(v.row(tab).unwrap().pss_kb, Some(200));
+        // Another process (the tab's renderer was restarted) has none until it is read.
+        v.update(vec![with(8, None)], now);
+        assert_eq!(v.row(tab).unwrap().pss_kb, None);
+        assert_eq!(v.row(tab).unwrap().processes[0].pss_kb, None);
+        // Not kept while the column is hidden: turned on again, no stale figure shows.
+        v.update(vec![with(8, Some(100))], now);
+        v.show_pss = false;
+        v.update(vec![with(8, None)], now);
+        v.show_pss = true;
+        v.update(vec![with(8, None)], now);
+        assert_eq!(v.row(tab).unwrap().pss_kb, None);
     }
 
     #[test]
