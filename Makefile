@@ -31,7 +31,7 @@ BROWSER := $(TARGET_DIR)/release/browser
 RENDERER := $(TARGET_DIR)/release/renderer
 export WARREN_BIN_DIR := $(abspath $(TARGET_DIR)/release)
 
-.PHONY: help deps build run screenshot test bench check install uninstall clean
+.PHONY: help deps build run screenshot test bench bench-peers check install uninstall clean
 
 help:
 	@echo "make build      install missing system packages, build browser and renderer (release)"
@@ -39,7 +39,10 @@ help:
 	@echo "                Without \$$DISPLAY: private Xvfb, screenshot to target/warren-screenshot.png, exit."
 	@echo "make test       build, then every test (unit and end-to-end) under a private Xvfb"
 	@echo "make fuzz       fuzz the hostile-input parsers long (FUZZ_CASES per property, at most FUZZ_SECONDS each)"
-	@echo "make bench      build, then the benchmarks: task manager refresh cost; latencies, memory per tab, nested display cost, idle CPU"
+	@echo "make bench      build, then the benchmarks (issue 9's targets): task manager refresh cost; new tab to pixels,"
+	@echo "                restore, whole-tree memory by tab count and page, IPC, idle cost, input latency, UI stalls;"
+	@echo "                peer browsers when installed. Results, table and charts in target/bench/"
+	@echo "make bench-peers install Epiphany, surf and Chromium (scripts/install-peers.sh), then make bench"
 	@echo "make check      cargo fmt --check, clippy with warnings as errors, shellcheck of scripts/"
 	@echo "make install    install under PREFIX (default ~/.local) with a desktop entry and icons"
 	@echo "make uninstall  remove what make install put under PREFIX"
@@ -90,21 +93,31 @@ test: build
 
 # The benchmarks. The task manager's measurement core (browser/examples/taskman_bench.rs): the CPU cost of one
 # refresh of 30 tabs (about 120 processes, a nested display each), with and without PSS, against its 10 ms target.
-# Then the shell benchmark (tests/src/bin/shell-bench.rs) on the release binaries, under its own Xvfb: new-tab, crash
-# and close latencies, memory per tab, what the nested display costs per tab in memory (against
-# --display-isolation none) and in latency from a key press to the page's keydown handler, the browser's idle CPU
-# with and without the Task Manager window, the memory of 10 tabs of a heavy page (resources/bench/heavy.html) with
-# --max-live-tabs 2 against all live, and the restore of a discarded tab against a fresh load. Pass options to the
-# shell benchmark with BENCH_ARGS, e.g. BENCH_ARGS="--runs 3" or BENCH_ARGS="--only memory" (see shell-bench --help).
-# Both run even if the first misses its target.
+# Then the shell benchmark (tests/src/bin/shell-bench/) on the release binaries, under its own Xvfb, section by
+# section: new tab to loaded and to its pixels on screen (20 runs, the spare renderer ready); cold new-tab, crash
+# and close latencies; memory per tab and what the nested display costs, key press to keydown, the browser's idle
+# CPU and wake-ups with and without the Task Manager; the whole process tree's PSS with 1, 5, 10 and 20 live tabs
+# and 20 tabs under --max-live-tabs 3 for the bench pages (resources/bench/) and the Rust docs; the same for
+# Epiphany, surf and Chromium when installed (else a note: `make bench-peers` installs them); memory with
+# discarding; restore of a discarded tab against a fresh load; IPC round trip and throughput; the UI thread's
+# stalls while the Task Manager refreshes. It writes results.json (every sample and the machine), results.md
+# (targets with PASS/MISS and tables) and PNG charts to target/bench/ (docs/benchmarks.md says how to read them).
+# Pass options with BENCH_ARGS, e.g. BENCH_ARGS="--runs 3" or BENCH_ARGS="--only new-tab,tree-memory" (see
+# shell-bench --help). Both run even if the first misses its target; a missed target is not a failure, a broken run is.
 BENCH_ARGS ?=
+BENCH_OUT := $(TARGET_DIR)/bench
 bench: build
 	@status=0; \
 	echo "+ $(CARGO) run --release -p warren-browser --example taskman_bench $(LOCKED)"; \
 	$(CARGO) run --release -p warren-browser --example taskman_bench $(LOCKED) || status=1; \
-	echo "+ $(TARGET_DIR)/release/shell-bench $(BENCH_ARGS)"; \
-	$(TARGET_DIR)/release/shell-bench $(BENCH_ARGS) || status=1; \
+	echo "+ $(TARGET_DIR)/release/shell-bench --out $(BENCH_OUT) $(BENCH_ARGS)"; \
+	$(TARGET_DIR)/release/shell-bench --out $(BENCH_OUT) $(BENCH_ARGS) || status=1; \
 	exit "$$status"
+
+# The peer browsers Warren is measured against, from Debian's packages, then the benchmark with them in the same run.
+bench-peers: deps
+	scripts/install-peers.sh
+	$(MAKE) --no-print-directory bench
 
 # Long runs of the property-based fuzz tests that `make test` runs briefly: browser/tests/fuzz.rs (up frames, renderer
 # messages, snapshots, control-socket lines, session files) and the renderer's WebKit session-state checks

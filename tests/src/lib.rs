@@ -8,6 +8,12 @@
 
 pub mod browser;
 pub mod http;
+/// The IPC round trip and one-way throughput between a driver and a real renderer (issue 9).
+pub mod ipc_bench;
+/// Epiphany, surf and Chromium started, measured and stopped like Warren (issue 9).
+pub mod peers;
+/// Waiting for a solid colour on screen, cheaply enough to time page loads (issue 9).
+pub mod pixels;
 pub mod procs;
 pub mod renderer_driver;
 pub mod x11;

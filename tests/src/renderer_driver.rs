@@ -46,17 +46,19 @@ pub struct ParentWindow {
 impl ParentWindow {
     /// Creates and maps a [`VIEW_WIDTH`]x[`VIEW_HEIGHT`] window at the screen's top-left corner.
     pub fn create(x: &Xvfb) -> ParentWindow {
+        ParentWindow::create_on(&x.display_env())
+    }
+
+    /// Like [`ParentWindow::create`], on a display given by name (such as `":50"`), for callers
+    /// that run on a display they did not start through [`Xvfb`] (the benchmarks).
+    pub fn create_on(display_name: &str) -> ParentWindow {
         let xlib = xlib::Xlib::open().expect("load libX11 (install libx11-6)");
-        let name = std::ffi::CString::new(x.display_env()).expect("no NUL in a display name");
+        let name = std::ffi::CString::new(display_name).expect("no NUL in a display name");
         // SAFETY: plain Xlib calls on a connection opened here; it stays open (and the window
         // with it) until drop.
         unsafe {
             let display = (xlib.XOpenDisplay)(name.as_ptr());
-            assert!(
-                !display.is_null(),
-                "cannot open display {}",
-                x.display_env()
-            );
+            assert!(!display.is_null(), "cannot open display {display_name}");
             let screen = (xlib.XDefaultScreen)(display);
             let root = (xlib.XRootWindow)(display, screen);
             let white = (xlib.XWhitePixel)(display, screen);
@@ -138,6 +140,11 @@ impl Renderer {
     /// Starts the renderer binary embedded in `parent` and completes the handshake: reads
     /// `Hello` and sends the `Launch` on the channel it inherited.
     pub fn start(x: &Xvfb, parent: &ParentWindow, launched: Launched) -> Renderer {
+        Renderer::start_on(&x.display_env(), parent, launched)
+    }
+
+    /// Like [`Renderer::start`], on a display given by name (such as `":50"`).
+    pub fn start_on(display: &str, parent: &ParentWindow, launched: Launched) -> Renderer {
         // WebKit's helpers outlive a killed renderer for a moment; as a subreaper this process
         // inherits them and reaps them in `kill` (PID 1 on these machines does not).
         nix::sys::prctl::set_child_subreaper(true).expect("become a child subreaper");
@@ -157,7 +164,7 @@ impl Renderer {
         let raw_down = launch_rx.as_raw_fd();
         let mut cmd = Command::new(renderer_path());
         cmd.env(warren_ipc::ENV_TAB_ID, tab_id.to_string())
-            .env("DISPLAY", x.display_env())
+            .env("DISPLAY", display)
             .env("GDK_BACKEND", "x11")
             .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
             // As the browser does: no session bus and no accessibility bridge. Otherwise, on a
@@ -214,6 +221,7 @@ impl Renderer {
                     website_data_dir: renderer._dir.path().join("website-data"),
                     cookie_file: renderer._dir.path().join("cookies.sqlite"),
                     restore: launched.restore,
+                    spare: false,
                 },
                 receiver,
             })
@@ -229,6 +237,12 @@ impl Renderer {
     /// Sends one down message.
     pub fn send(&self, msg: BrowserToRenderer) {
         self.down.send(msg).expect("send to the renderer");
+    }
+
+    /// Why the up channel ended (the renderer closed its socket or sent a bad frame), once
+    /// [`Renderer::next`] has seen it end; `None` while it is open.
+    pub fn closed(&self) -> Option<&str> {
+        self.closed.as_deref()
     }
 
     /// Every message received so far, in order.
