@@ -240,11 +240,13 @@ pub struct Launch {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum BrowserToRenderer {
     /// A spare renderer ([`ViewSetup::spare`]) now serves a tab: load its first page, or restore
-    /// its snapshot (the browser has checked every URL in it; `url` is its current entry's URL).
-    /// Sent once, first; a renderer that is not a spare ignores it.
+    /// its snapshot (the browser has checked every URL in it; `url` is its current entry's URL),
+    /// in a view shown at once if `visible` (the tab is the active one). Sent once, first; a
+    /// renderer that is not a spare ignores it.
     Start {
         url: String,
         restore: Option<TabSnapshot>,
+        visible: bool,
     },
     /// Load this URL in the tab.
     Navigate { url: String },

@@ -145,14 +145,25 @@ async fn serve_spare(
     warm: Warm,
     mut rx: futures_channel::mpsc::UnboundedReceiver<Down>,
 ) {
-    while let Some(down) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+    loop {
+        // The down thread ends the stream only after it sent `Closed`.
+        let Some(down) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await else {
+            return;
+        };
         if exiting() {
             return;
         }
         match down {
-            Down::Msg(BrowserToRenderer::Start { url, restore }) => {
+            Down::Msg(BrowserToRenderer::Start {
+                url,
+                restore,
+                visible,
+            }) => {
                 setup.url = url;
                 setup.restore = restore;
+                // Built shown, as a tab's first view is: a view shown only after it was built
+                // hidden kept its first load waiting about a second (measured).
+                setup.visible = visible;
                 setup.spare = false;
                 break;
             }

@@ -374,10 +374,13 @@ impl Tab {
                 LoadEvent::Committed => {
                     // Edits made while the new page was pending went with the old page.
                     tab.up.form_edited(false);
-                    // The tab's page holds the web process now.
-                    tab.warm_view.borrow_mut().take();
                 }
                 LoadEvent::Finished => {
+                    // The tab's page holds the web process now: the warm-up view goes, from the
+                    // main loop, not from inside WebKit's signal.
+                    if let Some(warm) = tab.warm_view.borrow_mut().take() {
+                        glib::idle_add_local_once(move || drop(warm));
+                    }
                     // The restore script is queued before Loading(false): a script the browser
                     // sends after Loading(false) runs after it (WebKit runs them in order).
                     tab.finish_restore();

@@ -1761,8 +1761,10 @@ fn adopt(spare: &Spare, start: Start) -> Result<(), &'static str> {
     spare.renderer.send(BrowserToRenderer::Start {
         url: start.url,
         restore: start.restore,
+        visible: start.visible,
     })?;
     if start.visible {
+        // The host maps the nested display's window (the renderer's view is already shown).
         spare.renderer.send(BrowserToRenderer::SetVisible(true))?;
     }
     Ok(())

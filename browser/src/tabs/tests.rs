@@ -1660,7 +1660,8 @@ fn a_new_tab_takes_the_spare_and_its_id() {
         sent[0],
         BrowserToRenderer::Start {
             url: B.into(),
-            restore: None
+            restore: None,
+            visible: true,
         }
     );
     assert!(sent.contains(&BrowserToRenderer::SetVisible(true)));
@@ -1707,7 +1708,7 @@ fn a_restore_takes_the_spare_and_the_broker_follows_its_channel() {
     assert_eq!(h.launches(), launches, "the restore used the spare");
     assert_eq!(h.pid(a), pid);
     match &h.sent(pid)[0] {
-        BrowserToRenderer::Start { url, restore } => {
+        BrowserToRenderer::Start { url, restore, .. } => {
             assert_eq!(url, C);
             let restore = restore.as_ref().expect("the snapshot goes along");
             assert_eq!(restore.history.entries.len(), 2);
