@@ -213,19 +213,29 @@ pub fn with_pixel_watch<T>(
     Ok((value, Some(seen?)))
 }
 
-/// Waits up to `wait` until `task_manager` lists a process of kind `spare`; returns the PSS of
-/// the first spare's whole tree, or `None` when there is none by then.
+/// Waits up to `wait` until `task_manager` lists a warm spare renderer: a process of kind `spare`
+/// and, below it, its web process (the spare's warm-up load started it; a spare whose row has
+/// just appeared is still starting, and a run then would time its start-up). Then lets the
+/// machine go idle again (the warm-up load). Returns the PSS of the spare's processes (its
+/// sandbox and its display's, with everything below them), or `None` when there is none by then.
 pub fn wait_spare(ctl: &mut warren_tests::Ctl, wait: Duration) -> Result<Option<u64>, String> {
     let start = Instant::now();
     loop {
         let rows = task_manager_rows(ctl)?;
-        if let Some(pid) = rows
+        let spares: Vec<i32> = rows
             .iter()
-            .find(|r| r["kind"] == "spare")
-            .and_then(|r| r["pid"].as_i64())
-        {
-            let kb = procs::process_tree(pid as i32)
+            .filter(|r| r["kind"] == "spare")
+            .filter_map(|r| r["pid"].as_i64())
+            .map(|pid| pid as i32)
+            .collect();
+        let warm = rows
+            .iter()
+            .any(|r| r["kind"] == "web" && r["tab_id"].is_null());
+        if !spares.is_empty() && warm {
+            wait_machine_idle(Duration::from_secs(5));
+            let kb = spares
                 .iter()
+                .flat_map(|&pid| procs::process_tree(pid))
                 .filter_map(|p| procs::pss_kb(p.pid))
                 .sum();
             return Ok(Some(kb));
@@ -233,7 +243,7 @@ pub fn wait_spare(ctl: &mut warren_tests::Ctl, wait: Duration) -> Result<Option<
         if start.elapsed() >= wait {
             return Ok(None);
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
