@@ -16,30 +16,4 @@ packages=(
   dbus
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
-  fi
-done
-
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-
-echo "Installing the peer browsers: ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-# A fresh image has no package lists: update them when any missing package has no candidate.
-for p in "${missing[@]}"; do
-  if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then
-    $SUDO apt-get update -q
-    break
-  fi
-done
-# Lists that are present but stale name package versions the mirror no longer has: refresh once.
-if ! $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; then
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+exec "$(dirname "${BASH_SOURCE[0]}")/install-packages.sh" "peer browsers" "${packages[@]}"
