@@ -1832,7 +1832,7 @@ fn close_task_manager(x: &Xvfb) -> Result<(), String> {
 // ----- memory with discarding, and restore against fresh load -----
 
 /// Starts a browser for the discarding measurements: [`LIFECYCLE_FLAGS`], then `extra`.
-fn lifecycle_browser(x: &Xvfb, first_url: &str, extra: &[String]) -> Browser {
+pub fn lifecycle_browser(x: &Xvfb, first_url: &str, extra: &[String]) -> Browser {
     let mut args: Vec<String> = LIFECYCLE_FLAGS.iter().map(|a| a.to_string()).collect();
     args.extend(extra.iter().cloned());
     let b = Browser::start(

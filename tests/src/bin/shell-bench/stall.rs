@@ -46,7 +46,7 @@ pub fn stall_section(x: &Xvfb, http: &HttpServer, report: &mut Report) {
             &solid_page(&format!("stall {i}"), "#ffffff"),
         )
     };
-    let b = crate::tree::browser(x, &url(0), &[]);
+    let b = crate::lifecycle_browser(x, &url(0), &[]);
     let mut ctl = b.connect();
     eprintln!("shell-bench: UI stall while the Task Manager refreshes, {STALL_TABS} tabs");
     let result = (|| -> Result<Stall, String> {

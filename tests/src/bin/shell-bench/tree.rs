@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use warren_tests::procs;
-use warren_tests::{solid_page, Browser, BrowserOpts, Ctl, HttpServer, Xvfb};
+use warren_tests::{solid_page, Browser, Ctl, HttpServer, Xvfb};
 
 use crate::static_files::StaticServer;
 use crate::{
-    interrupt, mib, open_tab, poll, shut_down, tabs, task_manager_rows, wait_helpers, Report,
-    LIFECYCLE_FLAGS, SETTLE,
+    mib, open_tab, poll, shut_down, tabs, task_manager_rows, wait_helpers, Report, SETTLE,
 };
 
 /// The tab counts of the all-live runs.
@@ -227,7 +226,7 @@ pub fn tree_memory(
             "shell-bench: whole-tree memory, {} page, {levels:?} live tabs",
             set.name
         );
-        let b = browser(x, &set.urls[0], &[]);
+        let b = crate::lifecycle_browser(x, &set.urls[0], &[]);
         let mut ctl = b.connect();
         let mut open = 1;
         for &level in levels {
@@ -261,7 +260,7 @@ pub fn tree_memory(
                 "shell-bench: whole-tree memory, {} page, {CAPPED_TABS} tabs with --max-live-tabs {CAP}",
                 set.name
             );
-            let b = browser(
+            let b = crate::lifecycle_browser(
                 x,
                 &set.urls[0],
                 &["--max-live-tabs".into(), CAP.to_string()],
@@ -297,24 +296,6 @@ pub fn tree_memory(
         }
         report.tree.push(page);
     }
-}
-
-/// A browser with the lifecycle flags (no discards on memory pressure, no freezing) and `extra`.
-pub fn browser(x: &Xvfb, first_url: &str, extra: &[String]) -> Browser {
-    let mut args: Vec<String> = LIFECYCLE_FLAGS.iter().map(|a| a.to_string()).collect();
-    args.extend(extra.iter().cloned());
-    let b = Browser::start(
-        x,
-        BrowserOpts {
-            urls: vec![first_url.to_string()],
-            args,
-            // As users run it: the spare renderer's memory is in every level's total.
-            spare: true,
-            ..Default::default()
-        },
-    );
-    interrupt::watch(b.pid(), Some(b.dir()));
-    b
 }
 
 /// Waits until `tabs` tabs settled with exactly `live` of them loaded in distinct renderers (the
