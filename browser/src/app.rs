@@ -1026,9 +1026,11 @@ impl App {
         };
         running.tabs.tick(now);
         if self.quit_deadline.is_none() {
-            self.run_policy(now);
+            // One reading of the system's memory for both (a few small /proc files).
+            let readings = memory::read();
+            self.run_policy(&readings, now);
             self.save_session(now);
-            self.keep_spare(now);
+            self.keep_spare(&readings, now);
         }
         self.update_sampler();
         self.show_latest_sample(now);
@@ -1036,13 +1038,13 @@ impl App {
 
     /// Starts a spare renderer when there is none and the machine is idle (see [`spare`]); ends
     /// it when memory is short.
-    fn keep_spare(&mut self, now: Instant) {
+    fn keep_spare(&mut self, readings: &policy::Readings, now: Instant) {
         // Looked at every tick, so each look covers the last second.
         let idle = self.idle_gauge.idle_since_last();
         let Some(running) = self.running.as_mut().filter(|r| r.spares) else {
             return;
         };
-        let short = policy::under_pressure(&self.options.lifecycle, &memory::read());
+        let short = policy::under_pressure(&self.options.lifecycle, readings);
         if short {
             running.tabs.drop_spare("memory is short");
             return;
@@ -1054,7 +1056,7 @@ impl App {
     }
 
     /// Runs the lifecycle policy over the tabs and carries out its plan.
-    fn run_policy(&mut self, now: Instant) {
+    fn run_policy(&mut self, readings: &policy::Readings, now: Instant) {
         let memory = if self.options.lifecycle.memory_budget_kb.is_some() {
             self.tab_footprints()
         } else {
@@ -1064,7 +1066,7 @@ impl App {
             return;
         };
         let facts = running.tabs.facts(now, &memory);
-        let plan = policy::decide(&self.options.lifecycle, &facts, &memory::read(), now);
+        let plan = policy::decide(&self.options.lifecycle, &facts, readings, now);
         running.tabs.enforce(plan, now);
     }
 
