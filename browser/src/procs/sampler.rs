@@ -12,9 +12,10 @@
 //!
 //! * **Periodic** rounds, one [`INTERVAL`] after the end of the previous round, while somebody
 //!   watches ([`Sampler::watch`]): the Task Manager window (with PSS every [`PSS_INTERVAL`] when
-//!   its PSS column is shown, and at once when it is turned on) or the memory budget (without). Their result is [`Sampler::latest`]: it describes
-//!   the tree as it was at most one interval plus two rounds ago (a few milliseconds for a round
-//!   of an ordinary tree, up to [`PSS_DEADLINE`] and a little more for a huge one with PSS).
+//!   its PSS column is shown, and at once when it is turned on) or the memory budget (without).
+//!   Their result is [`Sampler::latest`]: it describes the tree as it was at most one interval
+//!   plus two rounds ago (a few milliseconds for a round of an ordinary tree, up to
+//!   [`PSS_DEADLINE`] and a little more for a huge one with PSS).
 //! * **Requested** rounds ([`Sampler::request`], the control socket's `task_manager`): the
 //!   request is answered, on the sampler's thread, with the first round that *starts* after it
 //!   arrived, with PSS; so the reply lists the renderers of that moment and is never older than
