@@ -125,12 +125,17 @@ pub struct Live {
     /// the clipboard broker know it by it. The tab's own id, except for a spare that took over
     /// an existing tab (a restore).
     pub(super) channel: TabId,
+    /// A spare took the tab: if it dies before its view is up (`Ready`), the tab gets a fresh
+    /// renderer instead of a crash notice (a spare can die between the last look and the
+    /// adoption).
+    pub(super) adopted: bool,
 }
 
 impl Live {
     pub(super) fn new(renderer: Box<dyn Renderer>, channel: TabId, now: Instant) -> Self {
         Self {
             channel,
+            adopted: false,
             renderer,
             pings: PingTracker::new(now),
             popups: PopupLimiter::with_budget(POPUP_BURST, POPUP_INTERVAL, now),

@@ -1050,7 +1050,9 @@ impl Tabs {
                         spare.renderer.pid(),
                         if restoring { " restoring" } else { "" }
                     );
-                    return Life::Starting(Live::new(spare.renderer, spare.id, now));
+                    let mut live = Live::new(spare.renderer, spare.id, now);
+                    live.adopted = true;
+                    return Life::Starting(live);
                 }
                 Err(why) => {
                     log::warn!("spare renderer {}: {why}; starting a new one", spare.id);
@@ -1085,6 +1087,30 @@ impl Tabs {
         };
         if matches!(tab.life, Life::Discarding { .. }) {
             self.finish_discard(id, None);
+            return;
+        }
+        if let Life::Starting(Live {
+            adopted: true,
+            since,
+            ..
+        }) = tab.life
+        {
+            // The spare died before it showed the tab's page: the tab starts again in a fresh
+            // renderer, as if there had been no spare.
+            if let Some(mut live) = tab.life.take_live(Life::Discarded { freed_kb: None }) {
+                live.renderer.kill();
+                for ticket in live.evals.into_values() {
+                    self.effects.push(Effect::Answer(
+                        ticket,
+                        Err(format!("tab {id}: its renderer was replaced; try again")),
+                    ));
+                }
+            }
+            log::warn!(
+                "tab {id}: the spare renderer died before it showed the page ({}); starting a new one",
+                cause.describe()
+            );
+            self.launch(id, since);
             return;
         }
         let Some(mut live) = tab.life.take_live(Life::Crashed(cause.clone())) else {

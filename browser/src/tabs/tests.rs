@@ -1799,3 +1799,25 @@ fn a_spare_whose_connection_closed_is_never_given_a_tab() {
     h.tabs.prewarm(h.now);
     assert!(!h.tabs.has_spare());
 }
+
+#[test]
+fn a_spare_that_dies_after_it_took_a_tab_gives_it_a_fresh_renderer() {
+    let mut h = Harness::new();
+    h.tabs.prewarm(h.now);
+    let (_, pid) = spare_pid(&h);
+    let a = h.open(A);
+    assert_eq!(h.pid(a), pid);
+    // It died before its view was up: no crash notice, a new renderer for the same page.
+    h.deliver(pid, [HostEvent::Disconnected]);
+    assert!(h.killed(pid));
+    let (id, start) = h.last_launch();
+    assert_eq!(id, a);
+    assert!(!start.spare);
+    assert_eq!(start.url, A);
+    assert_ne!(h.pid(a), pid);
+    assert_eq!(h.tabs.get(a).unwrap().life.name(), "starting");
+    // That one is not a spare: if it dies too, the tab shows the crash.
+    let fresh = h.pid(a);
+    h.deliver(fresh, [HostEvent::Disconnected]);
+    assert_eq!(h.state(a), TabState::Crashed);
+}
